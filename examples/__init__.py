@@ -1,0 +1,1 @@
+"""The example configs, shipped inside the hubcard wheel as `hubcard.example_configs` (for `hubcard init`)."""

@@ -1,0 +1,5 @@
+"""`python -m hubcard`, which is also what `accelerate launch -m hubcard` runs."""
+
+from hubcard.cli import main
+
+main()

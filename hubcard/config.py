@@ -1,0 +1,630 @@
+"""The config file: load the YAML, apply command-line overrides, validate, report every error at once.
+
+hubcard's own sections (model, task, data, evaluation, card, hub) are pydantic models. The two
+sections that belong to other libraries are validated by those libraries: ``peft:`` by the PEFT
+config class of the chosen method, ``training:`` by ``transformers.TrainingArguments``. Their keys
+are checked against the class's fields and their values against the fields' type annotations, so a
+misspelt or mistyped key is an error, never silently dropped.
+
+Relative paths in the file are relative to the file's folder (a config works from any directory);
+relative paths given as command-line overrides are relative to the current directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from hubcard.errors import ConfigError, ConfigProblem
+from hubcard.secrets import HF_TOKEN_PATTERN, MASK
+
+SECTIONS = ("model", "task", "data", "peft", "training", "evaluation", "card", "hub")
+REQUIRED_SECTIONS = ("model", "task", "data", "peft")
+TOP_LEVEL_KEYS = (*SECTIONS, "run_dir")
+
+TOKEN_KEYS = {"token", "hub_token", "hf_token", "use_auth_token", "access_token", "api_token"}
+TOKEN_ADVICE = (
+    "a token does not belong in the config (it would be copied into run.json and uploaded): "
+    "remove it and set the HF_TOKEN environment variable or run `hf auth login`"
+)
+
+# hubcard method name -> (PEFT type, options hubcard sets for it)
+PEFT_METHOD_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "lora": ("LORA", {}),
+    "dora": ("LORA", {"use_dora": True}),
+    "qlora": ("LORA", {}),
+}
+TASK_TO_PEFT_TASK_TYPE = {"sequence-classification": "SEQ_CLS", "causal-lm": "CAUSAL_LM"}
+# PEFT options that must be positive integers / fractions in [0, 1); PEFT itself does not check them.
+POSITIVE_PEFT_OPTIONS = {"r", "lora_alpha", "alpha", "init_r", "target_r", "num_virtual_tokens"}
+
+# TrainingArguments that hubcard owns, with what to do instead.
+RESERVED_TRAINING_ARGUMENTS = {
+    "output_dir": "hubcard puts checkpoints in RUN_DIR/checkpoints: set the run directory with `run_dir:` or --run-dir",
+    "resume_from_checkpoint": "use `hubcard train --resume`",
+    "push_to_hub": "hubcard publishes the adapter itself: use the `hub:` section",
+    "hub_model_id": "use hub.repo_id",
+    "hub_private_repo": "use hub.private",
+    "hub_revision": "use hub.revision",
+    "hub_strategy": "hubcard publishes once, at the end",
+    "hub_always_push": "hubcard publishes once, at the end",
+}
+POSITIVE_TRAINING_ARGUMENTS = {
+    "learning_rate",
+    "num_train_epochs",
+    "per_device_train_batch_size",
+    "per_device_eval_batch_size",
+    "gradient_accumulation_steps",
+}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSection(Section):
+    name_or_path: str
+    """A Hub model id, a local model folder, or a local .gguf file."""
+    revision: str | None = None
+    hub_id: str | None = None
+    """The Hub id the card names as base model when name_or_path is a local folder or file."""
+    gguf_file: str | None = None
+    """A .gguf file inside the Hub repo name_or_path."""
+    trust_remote_code: bool = False
+    load_in_4bit: bool = False
+
+
+class TaskSection(Section):
+    type: Literal["sequence-classification", "causal-lm"]
+    prompt_template: str = (
+        "Classify the sentiment of the following text as one of: {labels}.\n\nText: {text}\n"
+        "Answer with one word."
+    )
+    """causal-lm: the user message; {text} is the example, {labels} the label words."""
+    system_prompt: str | None = None
+    label_words: list[str] | None = None
+    """causal-lm: the word the model answers for each label (default: data.label_names)."""
+    prediction: Literal["score", "generate"] = "score"
+    max_new_tokens: PositiveInt = 16
+
+    @model_validator(mode="after")
+    def _causal_lm_options(self) -> TaskSection:
+        causal_only = {"prompt_template", "system_prompt", "label_words", "prediction", "max_new_tokens"}
+        if self.type == "sequence-classification" and (misplaced := causal_only & self.model_fields_set):
+            raise ValueError(f"{', '.join(sorted(misplaced))}: only used when task.type is causal-lm")
+        if "{text}" not in self.prompt_template:
+            raise ValueError("prompt_template: must contain {text}, where the example goes")
+        if self.label_words is not None and len(set(self.label_words)) != len(self.label_words):
+            raise ValueError("label_words: must be distinct")
+        return self
+
+
+class DataSection(Section):
+    path: str | None = None
+    """A Hub data set id (or builder name such as `glue`)."""
+    name: str | None = None
+    revision: str | None = None
+    files: dict[str, str] | None = None
+    """Local files by split name: csv, tsv, json, jsonl or parquet."""
+    train_split: str = "train"
+    eval_split: str = "validation"
+    text_column: str = "text"
+    label_column: str = "label"
+    label_names: list[str] | None = None
+    max_train_samples: PositiveInt | None = None
+    max_eval_samples: PositiveInt | None = None
+    max_length: PositiveInt = 256
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSection:
+        if (self.path is None) == (self.files is None):
+            raise ValueError("give either data.path (a Hub data set) or data.files (local files), exactly one")
+        if self.files is not None:
+            missing = [split for split in (self.train_split, self.eval_split) if split not in self.files]
+            if missing:
+                raise ValueError(f"files: no file for split {', '.join(map(repr, missing))}")
+        if self.label_names is not None and len(set(self.label_names)) != len(self.label_names):
+            raise ValueError("label_names: must be distinct")
+        return self
+
+
+class EvaluationSection(Section):
+    metrics: list[Literal["accuracy", "f1", "precision", "recall", "matthews_correlation"]] = [
+        "accuracy",
+        "f1",
+    ]
+    num_examples: int = Field(default=5, ge=0)
+    batch_size: PositiveInt = 32
+    bootstrap_samples: PositiveInt = 1000
+    confidence_level: float = Field(default=0.95, gt=0, lt=1)
+
+
+class CardSection(Section):
+    template: str | None = None
+    model_name: str | None = None
+    description: str | None = None
+    developed_by: str | None = None
+    funded_by: str | None = None
+    shared_by: str | None = None
+    license: str | None = None
+    language: list[str] | None = None
+    repository: str | None = None
+    paper: str | None = None
+    demo: str | None = None
+    direct_use: str | None = None
+    downstream_use: str | None = None
+    out_of_scope_use: str | None = None
+    bias_risks_limitations: str | None = None
+    recommendations: str | None = None
+    citation: str | None = None
+    authors: list[str] | None = None
+    contact: str | None = None
+    tags: list[str] = []
+
+
+class HubSection(Section):
+    repo_id: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
+    private: bool = False
+    revision: str | None = None
+    create_pr: bool = False
+    commit_message: str | None = None
+
+
+class PeftSection(Section):
+    """`method:` plus the keyword arguments of that method's PEFT config class."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    method: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def peft_type(self) -> str:
+        return PEFT_METHOD_ALIASES.get(self.method, (self.method.upper(), {}))[0]
+
+    def to_peft_config(self, task_type: str, **extra: Any):
+        """The PEFT config object for this section; `task_type` is a hubcard task type."""
+        from peft import PEFT_TYPE_TO_CONFIG_MAPPING
+
+        implied = PEFT_METHOD_ALIASES.get(self.method, (None, {}))[1]
+        config_class = PEFT_TYPE_TO_CONFIG_MAPPING[self.peft_type]
+        options = _coerce_dataclass_values(config_class, self.options)
+        return config_class(task_type=TASK_TO_PEFT_TASK_TYPE[task_type], **implied, **options, **extra)
+
+
+class Config(BaseModel):
+    """A validated config. Build it with :func:`load_config`."""
+
+    model_config = ConfigDict(frozen=True)
+    model: ModelSection
+    task: TaskSection
+    data: DataSection
+    peft: PeftSection
+    training: dict[str, Any] = {}
+    """The TrainingArguments the user set, validated and converted to their types; hubcard fills in the rest."""
+    evaluation: EvaluationSection = EvaluationSection()
+    card: CardSection = CardSection()
+    hub: HubSection = HubSection()
+    run_dir: str
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as the user wrote it (after overrides and path resolution), JSON-safe."""
+        data = self.model_dump(mode="json", exclude={"source"}, exclude_unset=False)
+        data["peft"] = {"method": self.peft.method, **self.peft.options}
+        return data
+
+    def fingerprint(self) -> str:
+        """Identifies the training run: equal for configs that train the same adapter."""
+        data = self.to_dict()
+        trained = {key: data[key] for key in ("model", "task", "data", "peft", "training")}
+        return hashlib.sha256(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_config(path: str | Path, overrides: typing.Sequence[str] = (), run_dir: str | Path | None = None) -> Config:
+    """Read, override and validate a config file; raises ConfigError listing every problem.
+
+    `run_dir`, when given, replaces the config's run_dir (relative to the current directory).
+    """
+    path = Path(path)
+    raw = _read_yaml(path)
+    _resolve_paths(raw, base=path.resolve().parent)
+    override_tree: dict[str, Any] = {}
+    problems = [p for item in overrides for p in _apply_override(override_tree, item)]
+    _resolve_paths(override_tree, base=Path.cwd())
+    _merge(raw, override_tree)
+    if run_dir is not None:
+        raw["run_dir"] = str(Path(run_dir).resolve())
+    raw.setdefault("run_dir", str(Path("runs", path.stem).resolve()))
+    return validate_config(raw, source=str(path), problems=problems)
+
+
+def validate_config(raw: Any, source: str | None = None, problems: list[ConfigProblem] | None = None) -> Config:
+    """Validate a config mapping; raises ConfigError listing every problem."""
+    problems = list(problems or [])
+    if not isinstance(raw, dict):
+        raise ConfigError([ConfigProblem("", f"the config must be a mapping of sections, got {_describe(raw)}")], source)
+    problems += _find_tokens(raw, "")
+    for key in raw:
+        if key not in TOP_LEVEL_KEYS:
+            problems.append(_unknown_key(str(key), str(key), TOP_LEVEL_KEYS))
+    for name in REQUIRED_SECTIONS:
+        if raw.get(name) is None:
+            problems.append(ConfigProblem(name, "required section is missing"))
+
+    sections: dict[str, Any] = {}
+    section_models = {
+        "model": ModelSection,
+        "task": TaskSection,
+        "data": DataSection,
+        "peft": PeftSection,
+        "evaluation": EvaluationSection,
+        "card": CardSection,
+        "hub": HubSection,
+    }
+    for name, model_class in section_models.items():
+        value = raw.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            problems.append(ConfigProblem(name, f"must be a mapping of keys, got {_describe(value)}"))
+            continue
+        try:
+            sections[name] = model_class.model_validate(value)
+        except ValidationError as error:
+            problems += _pydantic_problems(error, name, model_class)
+
+    training = raw.get("training") or {}
+    if not isinstance(training, dict):
+        problems.append(ConfigProblem("training", f"must be a mapping of TrainingArguments, got {_describe(training)}"))
+        training = {}
+    run_dir = raw.get("run_dir")
+    if not isinstance(run_dir, str) or not run_dir:
+        problems.append(ConfigProblem("run_dir", f"must be a folder path, got {_describe(run_dir)}"))
+
+    problems += _check_local_paths(sections)
+    if "peft" in sections:
+        problems += _check_peft(sections["peft"], sections["task"].type if "task" in sections else None)
+    if "task" in sections and "data" in sections:
+        problems += _check_label_words(sections["task"], sections["data"])
+    problems += _check_training(training)
+    if problems:
+        raise ConfigError(_first_per_path(problems), source)
+    return Config(**sections, training=coerce_training_arguments(training), run_dir=run_dir, source=source)
+
+
+def redact(value: Any) -> Any:
+    """A copy of a config mapping with token-like keys dropped and token-like strings masked."""
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items() if str(k).lower() not in TOKEN_KEYS}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return HF_TOKEN_PATTERN.sub(MASK, value)
+    return value
+
+
+# --- reading and overriding -------------------------------------------------------------------
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem("", "file not found")], source) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([ConfigProblem("", f"cannot read the file: {error}")], source) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError([ConfigProblem("", f"not valid YAML{where}: {problem}")], source) from None
+    if raw is None:
+        raise ConfigError([ConfigProblem("", "the file is empty; `hubcard init` writes a starter config")], source)
+    if not isinstance(raw, dict):
+        raise ConfigError([ConfigProblem("", f"the config must be a mapping of sections, got {_describe(raw)}")], source)
+    return raw
+
+
+def _apply_override(tree: dict[str, Any], item: str) -> list[ConfigProblem]:
+    """Set `section.key=value` (value parsed as YAML) in `tree`."""
+    key, sep, text = item.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        return [ConfigProblem(key or item, f"override must look like section.key=value, got {item!r}")]
+    try:
+        value = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        value = text
+    node = tree
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            return [ConfigProblem(key, f"conflicts with another override of {part!r}")]
+    node[leaf] = value
+    return []
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> None:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    """Make the path-valued keys absolute, relative to `base`; Hub ids are left as they are."""
+
+    def resolve(value: Any) -> Any:
+        if not isinstance(value, str) or not value:
+            return value
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (base / path).resolve())
+
+    model, data, card = (raw.get(name) for name in ("model", "data", "card"))
+    if isinstance(model, dict) and isinstance(model.get("name_or_path"), str):
+        name = model["name_or_path"]
+        if _looks_like_local_path(name) or (base / name).exists():
+            model["name_or_path"] = resolve(name)
+    if isinstance(data, dict) and isinstance(data.get("files"), dict):
+        data["files"] = {split: resolve(file) for split, file in data["files"].items()}
+    if isinstance(card, dict) and "template" in card:
+        card["template"] = resolve(card["template"])
+    if "run_dir" in raw:
+        raw["run_dir"] = resolve(raw["run_dir"])
+
+
+def _looks_like_local_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or name.endswith(".gguf") or "\\" in name
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+
+def _find_tokens(value: Any, path: str) -> list[ConfigProblem]:
+    if isinstance(value, dict):
+        problems = []
+        for key, item in value.items():
+            item_path = f"{path}.{key}" if path else str(key)
+            if str(key).lower() in TOKEN_KEYS:
+                problems.append(ConfigProblem(item_path, TOKEN_ADVICE))
+            else:
+                problems += _find_tokens(item, item_path)
+        return problems
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in _find_tokens(item, f"{path}[{index}]")]
+    if isinstance(value, str) and HF_TOKEN_PATTERN.search(value):
+        return [ConfigProblem(path, TOKEN_ADVICE)]
+    return []
+
+
+def _check_local_paths(sections: dict[str, Any]) -> list[ConfigProblem]:
+    problems = []
+    model, data, card = (sections.get(name) for name in ("model", "data", "card"))
+    if model and _looks_like_local_path(model.name_or_path) and not Path(model.name_or_path).exists():
+        problems.append(ConfigProblem("model.name_or_path", f"no such file or folder: {model.name_or_path}"))
+    if data and data.files:
+        for split, file in data.files.items():
+            if not Path(file).is_file():
+                problems.append(ConfigProblem(f"data.files.{split}", f"file not found: {file}"))
+    if card and card.template and not Path(card.template).is_file():
+        problems.append(ConfigProblem("card.template", f"file not found: {card.template}"))
+    return problems
+
+
+def _check_label_words(task: TaskSection, data: DataSection) -> list[ConfigProblem]:
+    if task.label_words is not None and data.label_names is not None and len(task.label_words) != len(data.label_names):
+        return [
+            ConfigProblem(
+                "task.label_words",
+                f"needs one word per label in data.label_names ({len(data.label_names)}), got {len(task.label_words)}",
+            )
+        ]
+    return []
+
+
+def _check_peft(section: PeftSection, task_type: str | None) -> list[ConfigProblem]:
+    from peft import PEFT_TYPE_TO_CONFIG_MAPPING
+
+    known_methods = sorted({*PEFT_METHOD_ALIASES, *(str(t.value).lower() for t in PEFT_TYPE_TO_CONFIG_MAPPING)})
+    if section.method not in known_methods:
+        hint = _did_you_mean(section.method, known_methods)
+        return [ConfigProblem("peft.method", f"unknown PEFT method {section.method!r}{hint}; known: {', '.join(known_methods)}")]
+
+    config_class = PEFT_TYPE_TO_CONFIG_MAPPING[section.peft_type]
+    hubcard_set = {"task_type", "peft_type", "base_model_name_or_path", "revision", "inference_mode"}
+    problems = []
+    for key in section.options:
+        if key in hubcard_set:
+            problems.append(ConfigProblem(f"peft.{key}", "set by hubcard (from task.type and model); remove it"))
+    options = {k: v for k, v in section.options.items() if k not in hubcard_set}
+    field_names = [f.name for f in dataclasses.fields(config_class) if f.name not in hubcard_set]
+    for key, value in options.items():
+        if key in POSITIVE_PEFT_OPTIONS and not _is_positive_int(value):
+            problems.append(ConfigProblem(f"peft.{key}", f"must be a positive integer, got {_describe(value)}"))
+        elif key.endswith("dropout") and isinstance(value, (int, float)) and not 0 <= value < 1:
+            problems.append(ConfigProblem(f"peft.{key}", f"must be a fraction in [0, 1), got {_describe(value)}"))
+    problems += _check_dataclass_values(config_class, options, field_names, "peft", config_class.__name__)
+    if problems or task_type is None:
+        return problems
+    try:
+        section.to_peft_config(task_type)
+    except (TypeError, ValueError) as error:
+        return [ConfigProblem("peft", f"{config_class.__name__} refused the options: {error}")]
+    return []
+
+
+def _check_training(training: dict[str, Any]) -> list[ConfigProblem]:
+    from transformers import TrainingArguments
+
+    problems = [
+        ConfigProblem(f"training.{key}", f"set by hubcard: {advice}")
+        for key, advice in RESERVED_TRAINING_ARGUMENTS.items()
+        if key in training
+    ]
+    arguments = {k: v for k, v in training.items() if k not in RESERVED_TRAINING_ARGUMENTS}
+    field_names = [f.name for f in dataclasses.fields(TrainingArguments) if f.init and f.name not in RESERVED_TRAINING_ARGUMENTS]
+    problems += _check_dataclass_values(TrainingArguments, arguments, field_names, "training", "TrainingArguments")
+    for key in POSITIVE_TRAINING_ARGUMENTS & arguments.keys():
+        value = arguments[key]
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            problems.append(ConfigProblem(f"training.{key}", f"must be greater than 0, got {_describe(value)}"))
+    if problems:
+        return problems
+    try:
+        TrainingArguments(output_dir="hubcard-config-check", **coerce_training_arguments(arguments))
+    except (TypeError, ValueError) as error:
+        return [ConfigProblem("training", f"TrainingArguments refused the options: {error}")]
+    return []
+
+
+def _check_dataclass_values(
+    cls: type, values: dict[str, Any], field_names: list[str], section: str, owner: str
+) -> list[ConfigProblem]:
+    """Check keys against the dataclass's fields and values against their type annotations."""
+    from pydantic import TypeAdapter
+
+    hints = typing.get_type_hints(cls)
+    problems = []
+    for key, value in values.items():
+        if key not in field_names:
+            problems.append(_unknown_key(f"{section}.{key}", key, field_names, f"not an option of {owner}"))
+            continue
+        try:
+            TypeAdapter(hints[key]).validate_python(value)
+        except ValidationError as error:
+            problems.append(ConfigProblem(f"{section}.{key}", _expectation(error.errors()[0], value)))
+        except Exception:  # an annotation pydantic cannot express: leave the check to the class itself
+            continue
+    return problems
+
+
+def _coerce_dataclass_values(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Values converted to their annotated types (YAML reads `1e-4` as a string)."""
+    from pydantic import TypeAdapter
+
+    hints = typing.get_type_hints(cls)
+    coerced = {}
+    for key, value in values.items():
+        try:
+            coerced[key] = TypeAdapter(hints[key]).validate_python(value)
+        except Exception:
+            coerced[key] = value
+    return coerced
+
+
+def coerce_training_arguments(training: dict[str, Any]) -> dict[str, Any]:
+    """The user's training section with values converted to TrainingArguments' field types."""
+    from transformers import TrainingArguments
+
+    return _coerce_dataclass_values(TrainingArguments, training)
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def _pydantic_problems(error: ValidationError, section: str, model_class: type[BaseModel]) -> list[ConfigProblem]:
+    problems = []
+    for item in error.errors():
+        location = [str(part) for part in item["loc"]]
+        path = section + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            key = location[-1]
+            problems.append(_unknown_key(path, key, list(model_class.model_fields)))
+        elif item["type"] == "missing":
+            problems.append(ConfigProblem(path, "required, but missing"))
+        elif item["type"] == "value_error":
+            problems.append(_validator_problem(str(item["ctx"]["error"]), section, model_class))
+        else:
+            problems.append(ConfigProblem(path, _expectation(item, item.get("input"))))
+    return problems
+
+
+def _first_per_path(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    seen: set[str] = set()
+    unique = []
+    for problem in problems:
+        if problem.path not in seen or not problem.path:
+            seen.add(problem.path)
+            unique.append(problem)
+    return unique
+
+
+def _validator_problem(message: str, section: str, model_class: type[BaseModel]) -> ConfigProblem:
+    """A section validator's message; one that starts with `field: ` is located at that field."""
+    field, sep, rest = message.partition(": ")
+    if sep and all(name in model_class.model_fields for name in field.split(", ")):
+        return ConfigProblem(f"{section}.{field}", rest)
+    return ConfigProblem(section, message)
+
+
+def _expectation(item: Any, value: Any) -> str:
+    """'must be ..., got ...' for one pydantic error."""
+    kind = item["type"]
+    ctx = item.get("ctx", {})
+    if kind.startswith("int_"):
+        expected = "an integer"
+    elif kind.startswith("float_"):
+        expected = "a number"
+    elif kind.startswith("bool_"):
+        expected = "true or false"
+    elif kind.startswith("string_") and kind != "string_pattern_mismatch":
+        expected = "a string"
+    elif kind == "string_pattern_mismatch":
+        expected = "of the form owner/name"
+    elif kind.startswith("list_"):
+        expected = "a list"
+    elif kind.startswith("dict_") or kind == "model_type":
+        expected = "a mapping"
+    elif kind == "literal_error":
+        expected = f"one of {ctx.get('expected', '')}"
+    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        words = {"greater_than": "greater than", "greater_than_equal": "at least", "less_than": "less than", "less_than_equal": "at most"}
+        bound = next(iter(ctx.values()), "")
+        expected = f"{words[kind]} {bound}"
+        if kind == "greater_than" and bound == 0 and isinstance(value, int):
+            expected = "a positive integer"
+    else:
+        expected = item["msg"][0].lower() + item["msg"][1:]
+        return f"{expected}, got {_describe(value)}"
+    return f"must be {expected}, got {_describe(value)}"
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        text = HF_TOKEN_PATTERN.sub(MASK, value)
+        return repr(text if len(text) <= 60 else text[:57] + "...")
+    return repr(value)
+
+
+def _unknown_key(path: str, key: str, known: typing.Iterable[str], what: str = "unknown key") -> ConfigProblem:
+    return ConfigProblem(path, f"{what}{_did_you_mean(key, known)}")
+
+
+def _did_you_mean(word: str, known: typing.Iterable[str]) -> str:
+    matches = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

@@ -1,0 +1,311 @@
+"""The run directory: the one place that knows its layout and reads and writes run.json.
+
+    RUN_DIR/
+      run.json        every fact the card needs (:class:`RunRecord`)
+      adapter/        adapter_model.safetensors, adapter_config.json, tokenizer files
+      predictions/    base.jsonl, adapter.jsonl: one row per evaluated example
+      plots/          loss curve, confusion matrices (PNG)
+      README.md       the rendered card
+      checkpoints/    Trainer checkpoints (never uploaded)
+      repo/           the exact view that is (or would be) uploaded to the Hub
+
+Stages fill run.json in turn (train: model, adapter, data, training; evaluate: evaluation, plots;
+publish: publish). Every write is atomic (temporary file, then rename), so an interrupted stage
+never leaves a half-written run.json or card behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from hubcard.errors import RunDirError
+
+RUN_SCHEMA_VERSION = 1
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StageTiming(Record):
+    started_at: datetime
+    finished_at: datetime | None = None
+    seconds: float | None = None
+
+
+class Hardware(Record):
+    cpu: str
+    cpu_count: int
+    memory_gib: float
+    accelerator: str | None = None
+    """The GPU's name, e.g. 'NVIDIA H100 80GB HBM3'; None on CPU."""
+    accelerator_count: int = 0
+    accelerator_memory_gib: float | None = None
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    num_processes: int = 1
+    platform: str | None = None
+
+
+class ModelFacts(Record):
+    name_or_path: str
+    """As configured: a Hub id, a local folder or a .gguf file."""
+    hub_id: str | None
+    """The Hub id the card names as base model; None when it cannot be known (never a local path)."""
+    revision: str | None = None
+    source: Literal["hub", "local", "gguf"]
+    gguf_file: str | None = None
+    architecture: str
+    """The class that was trained, e.g. 'GPT2ForSequenceClassification'."""
+    model_type: str
+    num_parameters: int
+    """Parameters of the base model (with the classification head, for sequence classification)."""
+    trainable_parameters: int
+    total_parameters: int
+    """Parameters of the model with the adapter attached."""
+    dtype: str
+    trust_remote_code: bool = False
+    load_in_4bit: bool = False
+    license: str | None = None
+    language: list[str] | None = None
+    uses_chat_template: bool = False
+
+
+class AdapterFacts(Record):
+    method: str
+    """hubcard's name for it: lora, dora, ia3, ..."""
+    peft_type: str
+    config: dict[str, Any]
+    """adapter_config.json as saved."""
+    target_modules: list[str] | None = None
+    modules_to_save: list[str] | None = None
+    size_bytes: int
+    files: list[str]
+
+
+class SplitFacts(Record):
+    name: str
+    rows: int
+    label_counts: dict[str, int]
+
+
+class DataFacts(Record):
+    source: Literal["hub", "local"]
+    path: str | None = None
+    name: str | None = None
+    revision: str | None = None
+    files: dict[str, str] | None = None
+    hub_id: str | None = None
+    """The data set's Hub id for the card's metadata; None for local files."""
+    text_column: str
+    label_column: str
+    label_names: list[str]
+    max_length: int
+    train: SplitFacts | None = None
+    eval: SplitFacts
+
+
+class TaskFacts(Record):
+    type: Literal["sequence-classification", "causal-lm"]
+    prediction: Literal["score", "generate"] | None = None
+    prompt_template: str | None = None
+    system_prompt: str | None = None
+    label_words: list[str] | None = None
+
+
+class TrainingFacts(Record):
+    arguments_changed: dict[str, Any]
+    """TrainingArguments that differ from transformers' defaults (output_dir and logging paths left out)."""
+    seed: int
+    global_steps: int
+    epochs: float
+    runtime_seconds: float
+    samples_per_second: float | None = None
+    steps_per_second: float | None = None
+    final_loss: float | None = None
+    log_history: list[dict[str, Any]]
+    resumed_from_checkpoint: str | None = None
+    gradient_checkpointing: bool = False
+    gradient_accumulation_steps: int = 1
+
+
+class ClassScores(Record):
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class ModelEvaluation(Record):
+    metrics: dict[str, float]
+    per_class: list[ClassScores]
+    confusion_matrix: list[list[int]]
+    """Rows: true label, columns: predicted label, in label_names order."""
+    unmatched_answers: int = 0
+    """causal-lm with prediction 'generate': answers that matched no label word (counted wrong)."""
+    seconds: float
+
+
+class MetricComparison(Record):
+    name: str
+    base: float
+    adapter: float
+    difference: float
+    base_interval: tuple[float, float]
+    adapter_interval: tuple[float, float]
+    difference_interval: tuple[float, float]
+
+
+class Example(Record):
+    text: str
+    label: str
+    base_prediction: str
+    adapter_prediction: str
+    base_answer: str | None = None
+    """causal-lm: the base model's raw answer, e.g. 'The sentiment of the text is negative.'"""
+    adapter_answer: str | None = None
+    kind: Literal["fixed", "still wrong", "broken", "both right"]
+
+
+class EvaluationFacts(Record):
+    metric_backend: Literal["evaluate", "scikit-learn"]
+    metric_names: list[str]
+    rows: int
+    batch_size: int
+    base: ModelEvaluation
+    adapter: ModelEvaluation
+    comparison: list[MetricComparison]
+    bootstrap_samples: int
+    confidence_level: float
+    examples: list[Example]
+
+
+class Emissions(Record):
+    measured: bool
+    kg_co2eq: float | None = None
+    energy_kwh: float | None = None
+    tracker: str | None = None
+    country: str | None = None
+    reason: str | None = None
+    """Why it was not measured, when it was not."""
+
+
+class PublishFacts(Record):
+    repo_id: str
+    url: str
+    revision: str
+    commit_oid: str
+    commit_url: str
+    pull_request_url: str | None = None
+    published_at: datetime
+
+
+class RunRecord(Record):
+    """run.json: every fact the card needs, filled stage by stage."""
+
+    schema_version: int = RUN_SCHEMA_VERSION
+    hubcard_version: str
+    created_at: datetime
+    config: dict[str, Any]
+    """The redacted config: what the user wrote, after overrides, with no secret."""
+    config_fingerprint: str
+    versions: dict[str, str]
+    hardware: Hardware
+    task: TaskFacts
+    stages: dict[str, StageTiming] = {}
+    model: ModelFacts | None = None
+    adapter: AdapterFacts | None = None
+    data: DataFacts | None = None
+    training: TrainingFacts | None = None
+    evaluation: EvaluationFacts | None = None
+    emissions: Emissions | None = None
+    plots: dict[str, str] = {}
+    """Plot name ('loss', 'confusion_base', 'confusion_adapter') -> path relative to the run directory."""
+    publish: PublishFacts | None = None
+
+
+class RunDir:
+    """Paths of a run directory, and run.json's reader and writer."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def adapter(self) -> Path:
+        return self.path / "adapter"
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / "predictions"
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    @property
+    def card(self) -> Path:
+        return self.path / "README.md"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def repo_view(self) -> Path:
+        return self.path / "repo"
+
+    def exists(self) -> bool:
+        return self.run_json.is_file()
+
+    def read(self) -> RunRecord:
+        try:
+            text = self.run_json.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RunDirError(
+                f"{self.path} is not a hubcard run directory (no run.json); run `hubcard train CONFIG` first"
+            ) from None
+        try:
+            return RunRecord.model_validate_json(text)
+        except ValidationError as error:
+            raise RunDirError(f"{self.run_json} is not a valid run record:\n{error}") from None
+
+    def write(self, record: RunRecord) -> None:
+        write_text_atomic(self.run_json, record.model_dump_json(indent=2) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the new one, never a part."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

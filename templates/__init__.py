@@ -1,0 +1,1 @@
+"""The model-card templates, shipped inside the hubcard wheel as `hubcard.templates`."""
