@@ -81,11 +81,10 @@ def train_and_publish_command(config, overrides, run_dir, resume, overwrite, dry
       hubcard train-and-publish examples/quickstart.yaml
       hubcard train-and-publish config.yaml training.learning_rate=1e-4 hub.repo_id=me/my-adapter
     """
+    loaded = _load(config, overrides, run_dir)
     from hubcard import pipeline
 
-    outcome = pipeline.train_and_publish(
-        _load(config, overrides, run_dir), resume=resume, overwrite=overwrite, dry_run=dry_run
-    )
+    outcome = pipeline.train_and_publish(loaded, resume=resume, overwrite=overwrite, dry_run=dry_run)
     click.echo(outcome.summary())
 
 
@@ -104,9 +103,10 @@ def train_command(config, overrides, run_dir, resume, overwrite) -> None:
       hubcard train config.yaml --resume          # continue from the last checkpoint
       hubcard train config.yaml peft.r=16 data.max_train_samples=2000
     """
+    loaded = _load(config, overrides, run_dir)
     from hubcard import training
 
-    trained = training.train(_load(config, overrides, run_dir), resume=resume, overwrite=overwrite)
+    trained = training.train(loaded, resume=resume, overwrite=overwrite)
     click.echo(f"Adapter saved in {trained.adapter}")
 
 
