@@ -177,6 +177,8 @@ class Example(Record):
 class EvaluationFacts(Record):
     metric_backend: Literal["evaluate", "scikit-learn"]
     metric_names: list[str]
+    average: str | None = None
+    """How f1, precision and recall are averaged over the labels ('binary', 'macro', ...); the card says so."""
     rows: int
     batch_size: int
     base: ModelEvaluation

@@ -1,0 +1,367 @@
+"""The base model and its tokenizer (a Hub id, a local folder or a .gguf file), and the PEFT adapter.
+
+A .gguf file is dequantized once into a plain transformers checkpoint in hubcard's cache (Trainer
+refuses to train a model that is still marked as GGUF-quantized); the cache is keyed by the file's
+content hash, so a changed file is converted again and an unchanged one never is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from hubcard.config import ModelSection, PeftSection, _looks_like_local_path
+from hubcard.errors import ModelLoadError
+from hubcard.rundir import AdapterFacts, ModelFacts
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+GGUF_METADATA_FILE = "hubcard-gguf.json"
+HUB_CACHE_FOLDER = re.compile(r"models--(?P<owner>[\w.-]+?)--(?P<name>[\w.-]+)$")
+HUB_URL = re.compile(r"^https?://(?:www\.)?huggingface\.co/(?P<repo>[\w.-]+/[\w.-]+?)/?$")
+HEAD_NAMES = ("classifier", "score")
+"""The classification heads PEFT itself trains and saves for sequence classification."""
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept: $HUBCARD_CACHE, else ~/.cache/hubcard."""
+    return Path(os.environ.get("HUBCARD_CACHE") or Path.home() / ".cache" / "hubcard")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the weights come from, and what from_pretrained loads."""
+
+    kind: Literal["hub", "local", "gguf"]
+    load_path: str
+    """The Hub id or folder that from_pretrained reads (for GGUF: the dequantized cache folder)."""
+    revision: str | None = None
+    gguf_file: str | None = None
+    gguf_metadata: dict[str, Any] = field(default_factory=dict)
+    """The GGUF file's `general.*` fields (name, license, languages, source URLs...)."""
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    source: ModelSource
+
+
+def resolve_source(section: ModelSection) -> ModelSource:
+    """Find the model's files, converting a .gguf file into the cache first."""
+    name = section.name_or_path
+    path = Path(name).expanduser()
+    if section.gguf_file is not None:
+        gguf = path / section.gguf_file if path.is_dir() else _download(name, section.gguf_file, section.revision)
+        return _gguf_source(gguf)
+    if path.suffix == ".gguf" and path.is_file():
+        return _gguf_source(path)
+    if path.is_dir():
+        return ModelSource(kind="local", load_path=str(path))
+    if path.exists() or _looks_like_local_path(name):
+        raise ModelLoadError(
+            f"model.name_or_path: {name} is not a model folder or a .gguf file; give a folder with config.json "
+            "and weights, a .gguf file, or a Hub model id such as openai-community/gpt2"
+        )
+    return ModelSource(kind="hub", load_path=name, revision=section.revision)
+
+
+def load_base_model(section: ModelSection, task_type: str, label_names: list[str], *, seed: int) -> LoadedModel:
+    """The base model for `task_type` and its tokenizer, with a pad token, in float32.
+
+    `seed` is set just before loading, so a classification head that starts random starts the same
+    every time the model is loaded: evaluating the base model again gives the same numbers.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, set_seed
+
+    source = resolve_source(section)
+    common: dict[str, Any] = {"revision": source.revision, "trust_remote_code": section.trust_remote_code}
+    tokenizer = _load(_auto_tokenizer(), source, **common)
+    model_options: dict[str, Any] = {"dtype": torch.float32, **common, **_quantization(section)}
+    if task_type == "sequence-classification":
+        auto_class = AutoModelForSequenceClassification
+        model_options |= {
+            "num_labels": len(label_names),
+            "id2label": dict(enumerate(label_names)),
+            "label2id": {label: index for index, label in enumerate(label_names)},
+            "ignore_mismatched_sizes": True,  # a checkpoint's own head for other labels is replaced
+        }
+    else:
+        auto_class = AutoModelForCausalLM
+    set_seed(seed)
+    model = _load(auto_class, source, **model_options)
+    ensure_pad_token(tokenizer, model)
+    return LoadedModel(model=model, tokenizer=tokenizer, source=source)
+
+
+def _auto_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer
+
+
+def _load(auto_class, source: ModelSource, **options: Any):
+    try:
+        return auto_class.from_pretrained(source.load_path, **options)
+    except (OSError, ValueError, KeyError) as error:
+        advice = "; check model.name_or_path and model.revision, and that the Hub is reachable" if source.kind == "hub" else ""
+        raise ModelLoadError(f"cannot load {source.load_path} with {auto_class.__name__}: {_first_line(error)}{advice}") from error
+
+
+def _quantization(section: ModelSection) -> dict[str, Any]:
+    """4-bit loading (QLoRA), which needs bitsandbytes and a CUDA GPU."""
+    if not section.load_in_4bit:
+        return {}
+    import importlib.util
+
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelLoadError(
+            "model.load_in_4bit: 4-bit loading needs a CUDA GPU and the bitsandbytes package; "
+            "install bitsandbytes on a GPU machine, or set load_in_4bit: false"
+        )
+    compute_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {
+        "quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype, bnb_4bit_use_double_quant=True
+        ),
+        "dtype": compute_dtype,
+    }
+
+
+def ensure_pad_token(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> None:
+    """Give the tokenizer a pad token (its end-of-sequence token, else its unknown token, else a new
+    one) and tell the model, so batched inference knows which positions are padding."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+        elif tokenizer.unk_token is not None:
+            tokenizer.pad_token = tokenizer.unk_token
+        else:
+            tokenizer.add_special_tokens({"pad_token": "<pad>"})
+            model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model, "generation_config", None) is not None and model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+# --- the adapter ------------------------------------------------------------------------------
+
+
+def attach_adapter(model: PreTrainedModel, section: PeftSection, task_type: str) -> PeftModel:
+    """Wrap `model` in a trainable PeftModel built from the config's peft section.
+
+    For sequence classification the classification head is trained in full and saved with the
+    adapter (modules_to_save), so the published adapter reproduces the evaluated scores.
+    """
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    peft_config = section.to_peft_config(task_type)
+    heads = classification_heads(model) if task_type == "sequence-classification" else []
+    extra_heads = [head for head in heads if head not in HEAD_NAMES]  # PEFT adds classifier/score itself
+    if extra_heads and hasattr(peft_config, "modules_to_save"):
+        peft_config.modules_to_save = list(dict.fromkeys([*(peft_config.modules_to_save or []), *extra_heads]))
+    if getattr(model, "is_loaded_in_4bit", False):
+        model = prepare_model_for_kbit_training(model)
+    return get_peft_model(model, peft_config)
+
+
+def classification_heads(model: PreTrainedModel) -> list[str]:
+    """The names of the top-level modules with weights that are not the base model: the head."""
+    backbone = getattr(model, model.base_model_prefix, None)
+    return [
+        name
+        for name, module in model.named_children()
+        if module is not backbone and any(True for _ in module.parameters())
+    ]
+
+
+def load_adapter(model: PreTrainedModel, adapter_dir: Path) -> PeftModel:
+    """The trained adapter in `adapter_dir` on `model`, for inference."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter_dir))
+
+
+# --- facts for the card -----------------------------------------------------------------------
+
+
+def model_facts(section: ModelSection, loaded: LoadedModel, peft_model: PeftModel, *, base_parameters: int) -> ModelFacts:
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    metadata = _card_metadata(loaded.source)
+    language = metadata.get("language")
+    return ModelFacts(
+        name_or_path=section.name_or_path,
+        hub_id=base_model_hub_id(section, loaded.source),
+        revision=section.revision,
+        source=loaded.source.kind,
+        gguf_file=loaded.source.gguf_file,
+        architecture=type(loaded.model).__name__,
+        model_type=loaded.model.config.model_type,
+        num_parameters=base_parameters,
+        trainable_parameters=trainable,
+        total_parameters=total,
+        dtype=str(loaded.model.dtype).removeprefix("torch."),
+        trust_remote_code=section.trust_remote_code,
+        load_in_4bit=section.load_in_4bit,
+        license=metadata.get("license"),
+        language=[language] if isinstance(language, str) else language,
+        uses_chat_template=getattr(loaded.tokenizer, "chat_template", None) is not None,
+    )
+
+
+def base_model_hub_id(section: ModelSection, source: ModelSource) -> str | None:
+    """The Hub id the card names as base model, or None when it cannot be known; never a local path.
+
+    In order: model.hub_id; name_or_path when it is a Hub id (also for a .gguf file in a Hub repo);
+    a local folder inside the Hub cache (models--owner--name/snapshots/...); a GGUF file's own
+    record of the Hub repo it was converted from. A config.json's `_name_or_path` is not used: for a
+    fine-tuned model saved with transformers 4 it names the model it was fine-tuned from.
+    """
+    if section.hub_id:
+        return section.hub_id
+    if source.kind == "hub" or (section.gguf_file is not None and not Path(section.name_or_path).expanduser().is_dir()):
+        return section.name_or_path
+    if source.kind == "local":
+        for part in Path(source.load_path).resolve().parts:
+            if match := HUB_CACHE_FOLDER.match(part):
+                return f"{match['owner']}/{match['name']}"
+        return None
+    for key in ("general.source.repo_url", "general.source.url", "general.repo_url", "general.url"):
+        if isinstance(url := source.gguf_metadata.get(key), str) and (match := HUB_URL.match(url)):
+            return match["repo"]
+    return None
+
+
+def _card_metadata(source: ModelSource) -> dict[str, Any]:
+    """license and language of the base model: from the GGUF file, or from its model card."""
+    if source.kind == "gguf":
+        return {"license": source.gguf_metadata.get("general.license"), "language": source.gguf_metadata.get("general.languages")}
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.repocard import metadata_load
+
+    try:
+        readme = (
+            Path(source.load_path) / "README.md"
+            if source.kind == "local"
+            else Path(hf_hub_download(source.load_path, "README.md", revision=source.revision))
+        )
+        return metadata_load(readme) or {} if readme.is_file() else {}
+    except Exception:  # no card, no network, a card without front matter: the facts are unknown
+        return {}
+
+
+def adapter_facts(method: str, adapter_dir: Path) -> AdapterFacts:
+    config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    files = sorted(str(path.relative_to(adapter_dir)) for path in adapter_dir.rglob("*") if path.is_file())
+    target_modules = config.get("target_modules")
+    return AdapterFacts(
+        method=method,
+        peft_type=config["peft_type"],
+        config=config,
+        target_modules=sorted(target_modules) if isinstance(target_modules, list) else None,
+        modules_to_save=config.get("modules_to_save"),
+        size_bytes=sum((adapter_dir / name).stat().st_size for name in files if name.startswith("adapter_model")),
+        files=files,
+    )
+
+
+# --- GGUF -------------------------------------------------------------------------------------
+
+
+def _download(repo_id: str, filename: str, revision: str | None) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision))
+    except Exception as error:
+        raise ModelLoadError(f"model.gguf_file: cannot download {filename} from {repo_id}: {_first_line(error)}") from error
+
+
+def _gguf_source(gguf: Path) -> ModelSource:
+    folder = dequantized_gguf(gguf)
+    metadata = json.loads((folder / GGUF_METADATA_FILE).read_text(encoding="utf-8"))
+    return ModelSource(kind="gguf", load_path=str(folder), gguf_file=gguf.name, gguf_metadata=metadata["general"])
+
+
+def dequantized_gguf(gguf: Path) -> Path:
+    """A transformers checkpoint (float32 weights, tokenizer) of a .gguf file, converted once and cached."""
+    digest = _sha256(gguf)
+    folder = cache_dir() / "gguf" / digest[:32]
+    if (folder / GGUF_METADATA_FILE).is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        _convert_gguf(gguf, staging)
+        (staging / GGUF_METADATA_FILE).write_text(
+            json.dumps({"file": gguf.name, "sha256": digest, "general": _gguf_general_fields(gguf)}, indent=2),
+            encoding="utf-8",
+        )
+        try:
+            staging.rename(folder)
+        except OSError:  # converted meanwhile by another process
+            if not (folder / GGUF_METADATA_FILE).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def _convert_gguf(gguf: Path, output: Path) -> None:
+    """transformers dequantizes GGUF tensors to float32 on load but keeps the model marked as quantized
+    (Trainer then refuses it, save_pretrained too): rebuild it from its config without the mark."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        options = {"gguf_file": gguf.name}
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **options)
+        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, **options)
+    except (OSError, ValueError, KeyError, ImportError) as error:
+        raise ModelLoadError(f"cannot read {gguf} as a GGUF model: {_first_line(error)}") from error
+    config = quantized.config
+    del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(quantized.state_dict(), strict=True)
+    model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+
+
+def _gguf_general_fields(gguf: Path) -> dict[str, Any]:
+    from gguf import GGUFReader
+
+    fields = GGUFReader(gguf).fields
+    return {name: _json_safe(fields[name].contents()) for name in fields if name.startswith("general.")}
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return str(value)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -1,0 +1,88 @@
+"""The PNG plots of a run: the training loss curve and the confusion matrices before and after.
+
+matplotlib is imported only here, through its object-oriented API with the Agg canvas: no pyplot
+state, no display needed, and nothing changes for a notebook that uses pyplot itself.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hubcard.rundir import write_bytes_atomic
+
+DPI = 120
+
+
+def loss_curve(log_history: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Plot training (and evaluation) loss against the step; None when nothing was logged."""
+    train = [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry and "step" in entry]
+    evaluation = [(entry["step"], entry["eval_loss"]) for entry in log_history if "eval_loss" in entry]
+    if not train and not evaluation:
+        return None
+    figure, axes = _figure(6.4, 4.0)
+    if train:
+        axes.plot(*zip(*train), marker="o" if len(train) < 30 else None, markersize=3, label="training loss")
+    if evaluation:
+        axes.plot(*zip(*evaluation), marker="s", markersize=4, label="evaluation loss")
+    final = train[-1][1] if train else evaluation[-1][1]
+    axes.set_title(f"Training loss (final {final:.3g})")
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
+    axes.grid(alpha=0.3)
+    if evaluation:
+        axes.legend()
+    return _save(figure, path)
+
+
+def confusion_matrix(
+    matrix: Sequence[Sequence[int]], label_names: Sequence[str], title: str, path: Path, unmatched: Sequence[int] = ()
+) -> Path:
+    """Plot a confusion matrix (rows: true label, columns: prediction) with the count in each cell.
+
+    `unmatched`, when given, is a column of answers that matched no label, one count per true label.
+    """
+    import numpy as np
+
+    counts = np.asarray(matrix)
+    columns = list(label_names)
+    if any(unmatched):
+        counts = np.column_stack([counts, np.asarray(unmatched)])
+        columns.append("(no label)")
+    size = 2.5 + 0.6 * len(columns)
+    figure, axes = _figure(size + 1.0, size)
+    axes.imshow(counts, cmap="Blues", vmin=0, vmax=max(int(counts.max()), 1))
+    axes.set_xticks(range(len(columns)), labels=[_short(name) for name in columns], rotation=45 if len(columns) > 3 else 0, ha="right" if len(columns) > 3 else "center")
+    axes.set_yticks(range(len(label_names)), labels=[_short(name) for name in label_names])
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    threshold = counts.max() / 2
+    for row in range(counts.shape[0]):
+        for column in range(counts.shape[1]):
+            value = int(counts[row, column])
+            axes.text(column, row, str(value), ha="center", va="center", color="white" if value > threshold else "black")
+    axes.set_title(title)
+    return _save(figure, path)
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    image = io.BytesIO()
+    figure.savefig(image, format="png", metadata={"Software": None})
+    write_bytes_atomic(path, image.getvalue())
+    return path
+
+
+def _short(label: str, limit: int = 18) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
