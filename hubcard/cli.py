@@ -6,6 +6,7 @@ this module, so that `hubcard --help` answers at once.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -85,7 +86,8 @@ def train_and_publish_command(config, overrides, run_dir, resume, overwrite, dry
     from hubcard import pipeline
 
     outcome = pipeline.train_and_publish(loaded, resume=resume, overwrite=overwrite, dry_run=dry_run)
-    click.echo(outcome.summary())
+    if outcome is not None:
+        click.echo(outcome.summary())
 
 
 @cli.command("train", context_settings=CONTEXT_SETTINGS)
@@ -230,4 +232,9 @@ def _load(config: Path, overrides: tuple[str, ...], run_dir: Path | None):
 
 
 def main() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger("hubcard")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     cli(prog_name="hubcard")

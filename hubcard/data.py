@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hubcard.config import DataSection
+from hubcard.config import DataSection, local_path
 from hubcard.errors import DataError
 from hubcard.rundir import DataFacts, SplitFacts
 
@@ -90,7 +90,7 @@ def _load_split(section: DataSection, split: str) -> datasets.Dataset:
     import datasets
 
     if section.files is not None:
-        file = Path(section.files[split])
+        file = local_path(section.files[split])
         builder, options = _local_format(file, split)
         try:
             return datasets.load_dataset(builder, data_files={split: str(file)}, split=split, **options)

@@ -95,7 +95,8 @@ def measure_emissions() -> Iterator[EmissionsMeter]:
     try:
         from codecarbon import OfflineEmissionsTracker
 
-        tracker = OfflineEmissionsTracker(log_level="error", save_to_file=False, project_name="hubcard")
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        tracker = OfflineEmissionsTracker(log_level="error", output_methods=[], project_name="hubcard")
         tracker.start()
     except Exception as error:  # codecarbon could not start (missing sensors, read-only home, ...)
         logger.warning("emissions are not measured: %s", error)

@@ -12,24 +12,22 @@ from __future__ import annotations
 
 import functools
 import logging
-import socket
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 import numpy as np
 
 from hubcard.rundir import ClassScores, MetricComparison
+from hubcard.tasks import NO_LABEL
 
 logger = logging.getLogger(__name__)
 
-NO_LABEL = -1
-"""The prediction for an answer that matched no label."""
 REQUIRED_METRICS = ("accuracy", "f1")
 """Always computed, whatever evaluation.metrics says."""
 MACRO_AVERAGED = ("f1", "precision", "recall")
+AVERAGE = "macro"
 HUB_PROBE_TIMEOUT_S = 3.0
 BOOTSTRAP_CHUNK = 100
 
@@ -108,15 +106,15 @@ def choose_backend(names: tuple[str, ...]) -> Backend:
 
 
 def _hub_reachable() -> bool:
+    """Whether the Hub answers an HTTP request within a few seconds (any answer will do)."""
     from huggingface_hub import constants, is_offline_mode
+    from huggingface_hub.utils import get_session
 
     if is_offline_mode():
         return False
-    endpoint = urlparse(constants.ENDPOINT)
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
     try:
-        socket.create_connection((endpoint.hostname, port), timeout=HUB_PROBE_TIMEOUT_S).close()
-    except OSError:
+        get_session().head(constants.ENDPOINT, timeout=HUB_PROBE_TIMEOUT_S)
+    except Exception:  # the HTTP client's own errors: no answer, refused, timed out
         return False
     return True
 
@@ -128,7 +126,8 @@ class Scores:
     metrics: dict[str, float]
     per_class: list[ClassScores]
     confusion_matrix: list[list[int]]
-    """Rows: true label, columns: predicted label (answers that matched no label are left out)."""
+    """Rows: true label, columns: predicted label, then a column of the answers that matched no label
+    when there were any."""
     unmatched: int
 
 
@@ -143,6 +142,7 @@ def score(
     }
     support = np.bincount(np.asarray(references), minlength=len(labels))
     confusion = confusion_matrices(np.asarray(references), np.asarray(predictions), len(labels))
+    unmatched = int(np.sum(np.asarray(predictions) == NO_LABEL))
     return Scores(
         metrics=values,
         per_class=[
@@ -155,13 +155,13 @@ def score(
             )
             for index, label in enumerate(label_names)
         ],
-        confusion_matrix=confusion[:, : len(labels)].tolist(),
-        unmatched=int(np.sum(np.asarray(predictions) == NO_LABEL)),
+        confusion_matrix=(confusion if unmatched else confusion[:, : len(labels)]).tolist(),
+        unmatched=unmatched,
     )
 
 
 def _arguments(name: str, labels: list[int]) -> dict[str, Any]:
-    return {"labels": labels, "average": "macro"} if name in MACRO_AVERAGED else {}
+    return {"labels": labels, "average": AVERAGE} if name in MACRO_AVERAGED else {}
 
 
 def confusion_matrices(references: np.ndarray, predictions: np.ndarray, num_labels: int) -> np.ndarray:

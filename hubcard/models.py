@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from hubcard.config import ModelSection, PeftSection, _looks_like_local_path
+from hubcard.config import ModelSection, PeftSection, local_path, looks_like_local_path
 from hubcard.errors import ModelLoadError
 from hubcard.rundir import AdapterFacts, ModelFacts
 
@@ -60,7 +60,7 @@ class LoadedModel:
 def resolve_source(section: ModelSection) -> ModelSource:
     """Find the model's files, converting a .gguf file into the cache first."""
     name = section.name_or_path
-    path = Path(name).expanduser()
+    path = local_path(name)
     if section.gguf_file is not None:
         gguf = path / section.gguf_file if path.is_dir() else _download(name, section.gguf_file, section.revision)
         return _gguf_source(gguf)
@@ -68,7 +68,7 @@ def resolve_source(section: ModelSection) -> ModelSource:
         return _gguf_source(path)
     if path.is_dir():
         return ModelSource(kind="local", load_path=str(path))
-    if path.exists() or _looks_like_local_path(name):
+    if path.exists() or looks_like_local_path(name):
         raise ModelLoadError(
             f"model.name_or_path: {name} is not a model folder or a .gguf file; give a folder with config.json "
             "and weights, a .gguf file, or a Hub model id such as openai-community/gpt2"
@@ -233,7 +233,7 @@ def base_model_hub_id(section: ModelSection, source: ModelSource) -> str | None:
     """
     if section.hub_id:
         return section.hub_id
-    if source.kind == "hub" or (section.gguf_file is not None and not Path(section.name_or_path).expanduser().is_dir()):
+    if source.kind == "hub" or (section.gguf_file is not None and not local_path(section.name_or_path).is_dir()):
         return section.name_or_path
     if source.kind == "local":
         for part in Path(source.load_path).resolve().parts:

@@ -37,20 +37,16 @@ def loss_curve(log_history: Sequence[dict[str, Any]], path: Path) -> Path | None
     return _save(figure, path)
 
 
-def confusion_matrix(
-    matrix: Sequence[Sequence[int]], label_names: Sequence[str], title: str, path: Path, unmatched: Sequence[int] = ()
-) -> Path:
+def confusion_matrix(matrix: Sequence[Sequence[int]], label_names: Sequence[str], title: str, path: Path) -> Path:
     """Plot a confusion matrix (rows: true label, columns: prediction) with the count in each cell.
 
-    `unmatched`, when given, is a column of answers that matched no label, one count per true label.
+    A matrix with one column more than there are labels counts, in that column, the answers that
+    matched no label.
     """
     import numpy as np
 
     counts = np.asarray(matrix)
-    columns = list(label_names)
-    if any(unmatched):
-        counts = np.column_stack([counts, np.asarray(unmatched)])
-        columns.append("(no label)")
+    columns = list(label_names) + ["(no label)"] * (counts.shape[1] - len(label_names))
     size = 2.5 + 0.6 * len(columns)
     figure, axes = _figure(size + 1.0, size)
     axes.imshow(counts, cmap="Blues", vmin=0, vmax=max(int(counts.max()), 1))

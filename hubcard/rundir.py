@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +30,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from hubcard.errors import RunDirError
 
 RUN_SCHEMA_VERSION = 1
+CHECKPOINT_FOLDER = re.compile(r"^checkpoint-(\d+)$")
+MIN_FREE_BYTES = 200 * 2**20
+"""Free space a run directory needs before training starts: checkpoints of an adapter, plots, card."""
 
 
 class Record(BaseModel):
@@ -267,8 +272,49 @@ class RunDir:
     def repo_view(self) -> Path:
         return self.path / "repo"
 
+    @property
+    def layout(self) -> list[Path]:
+        """Everything hubcard writes into a run directory, and nothing else."""
+        return [self.run_json, self.adapter, self.predictions, self.plots, self.card, self.checkpoints, self.repo_view]
+
     def exists(self) -> bool:
         return self.run_json.is_file()
+
+    def last_checkpoint(self) -> Path | None:
+        """The Trainer checkpoint with the highest step that was saved completely, or None."""
+        complete = [
+            (int(match.group(1)), folder)
+            for folder in (self.checkpoints.iterdir() if self.checkpoints.is_dir() else [])
+            if (match := CHECKPOINT_FOLDER.match(folder.name)) and (folder / "trainer_state.json").is_file()
+        ]
+        return max(complete)[1] if complete else None
+
+    def clear(self) -> None:
+        """Remove what hubcard wrote here (a user's own files in the folder stay)."""
+        for path in self.layout:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+
+    def check_writable(self) -> None:
+        """Fail now, before hours of training, if the run cannot be saved here."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.path):
+                pass
+        except OSError as error:
+            raise RunDirError(
+                f"cannot write to the run directory {self.path}: {error.strerror or error}; "
+                "choose another one with --run-dir or `run_dir:` in the config"
+            ) from None
+        free = shutil.disk_usage(self.path).free
+        if free < MIN_FREE_BYTES:
+            raise RunDirError(
+                f"only {free / 2**20:.0f} MiB free on the disk of {self.path}; a run needs at least "
+                f"{MIN_FREE_BYTES / 2**20:.0f} MiB for checkpoints, the adapter and plots: free some space or choose "
+                "another run directory with --run-dir"
+            )
 
     def read(self) -> RunRecord:
         try:

@@ -1,0 +1,394 @@
+"""The evaluation stage: the base model, then the adapter, on the same examples with the same prompt.
+
+Predictions are batched with the examples sorted by length (a batch pads to its longest member, so
+similar lengths waste little), under torch.inference_mode, and put back in the data's order: two
+evaluations of the same run give the same numbers. For causal-lm tasks, `score` reads the label
+words' log-likelihoods after the prompt (one forward pass per example when every label word is one
+token, one per example and label otherwise); `generate` decodes greedily and matches a label word
+in the answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hubcard import metrics, plots
+from hubcard.config import Config, validate_config
+from hubcard.data import load_data
+from hubcard.errors import RunDirError
+from hubcard.models import load_adapter, load_base_model
+from hubcard.rundir import (
+    EvaluationFacts,
+    Example,
+    ModelEvaluation,
+    RunDir,
+    RunRecord,
+    StageTiming,
+    write_jsonl,
+)
+from hubcard.tasks import NO_LABEL, Prompter, encode_for_classification, match_label
+from hubcard.training import DEFAULT_SEED, prompter_for
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+NO_LABEL_NAME = "(no label)"
+EXAMPLE_KINDS = ("fixed", "still wrong", "broken", "both right")
+"""The order in which kinds of examples are picked for the card, in turns."""
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One model's predictions for every evaluation example, in the data's order."""
+
+    labels: list[int]
+    answers: list[str] | None
+    """causal-lm with `generate`: the model's answers as it wrote them."""
+    seconds: float
+
+
+def evaluate_run(run_dir: str | Path) -> RunRecord:
+    """Evaluate the base model and the trained adapter of a run; record metrics, examples and plots."""
+    run = RunDir(run_dir)
+    record = run.read()
+    if record.training is None or record.data is None or not (run.adapter / "adapter_config.json").is_file():
+        raise RunDirError(f"{run.path} has no trained adapter yet; run `hubcard train CONFIG` first")
+    config = validate_config(record.config, source=str(run.run_json))
+    seed = int(config.training.get("seed", DEFAULT_SEED))
+    started = _now()
+    data = load_data(config.data, seed=seed, with_train=False, label_names=record.data.label_names)
+    rows = data.eval
+    texts, references = list(rows["text"]), list(rows["label"])
+    loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed)
+    predictor = Predictor.for_run(config, record, loaded.tokenizer, data.label_names)
+
+    model = _to_device(loaded.model)
+    base = predictor.predict(model, texts, "base model")
+    model = load_adapter(model, run.adapter)
+    adapter = predictor.predict(model, texts, "adapter")
+    chosen = pick_examples(references, base.labels, adapter.labels, config.evaluation.num_examples, seed)
+    answers = predictor.example_answers(model, texts, chosen, base, adapter)
+
+    evaluation = _evaluation_facts(config, data.label_names, references, base, adapter, seed)
+    evaluation.examples = [
+        _example(texts[i], references[i], base.labels[i], adapter.labels[i], data.label_names, *answers[i]) for i in chosen
+    ]
+    for name, predictions in (("base", base), ("adapter", adapter)):
+        write_jsonl(run.predictions / f"{name}.jsonl", _prediction_rows(rows["row"], texts, references, predictions, data.label_names))
+    record.evaluation = evaluation
+    record.plots.update(_confusion_plots(run, evaluation, data.label_names))
+    record.stages["evaluate"] = StageTiming(started_at=started, finished_at=_now(), seconds=(_now() - started).total_seconds())
+    run.write(record)
+    return record
+
+
+def headline(record: RunRecord) -> str:
+    """'accuracy 0.512 → 0.874 (+0.362, 95% CI [0.310, 0.414])' for the first metric."""
+    if record.evaluation is None:
+        return "not evaluated"
+    first = record.evaluation.comparison[0]
+    low, high = first.difference_interval
+    level = f"{record.evaluation.confidence_level:.0%}"
+    return f"{first.name} {first.base:.3f} → {first.adapter:.3f} ({first.difference:+.3f}, {level} CI [{low:+.3f}, {high:+.3f}])"
+
+
+# --- predicting -------------------------------------------------------------------------------
+
+
+class Predictor:
+    """Predicts labels for a run's task type and prediction method."""
+
+    def __init__(self, tokenizer, max_length: int, batch_size: int, label_count: int):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.label_count = label_count
+
+    @staticmethod
+    def for_run(config: Config, record: RunRecord, tokenizer, label_names: list[str]) -> Predictor:
+        arguments = (tokenizer, config.data.max_length, config.evaluation.batch_size, len(label_names))
+        if record.task.type == "sequence-classification":
+            return ClassificationPredictor(*arguments)
+        prompter = prompter_for(record.task, tokenizer, label_names)
+        max_new_tokens = config.task.max_new_tokens
+        if record.task.prediction == "generate":
+            return GeneratingPredictor(*arguments, prompter=prompter, max_new_tokens=max_new_tokens)
+        return ScoringPredictor(*arguments, prompter=prompter, max_new_tokens=max_new_tokens)
+
+    def predict(self, model, texts: list[str], who: str) -> Predictions:
+        started = time.perf_counter()
+        labels, answers = self._predict(model, texts, f"Evaluating the {who}")
+        return Predictions(labels, answers, time.perf_counter() - started)
+
+    def _predict(self, model, texts: list[str], description: str) -> tuple[list[int], list[str] | None]:
+        raise NotImplementedError
+
+    def example_answers(
+        self, model, texts: list[str], chosen: list[int], base: Predictions, adapter: Predictions
+    ) -> dict[int, tuple[str | None, str | None]]:
+        """(base answer, adapter answer) of the chosen examples, where the task has answers."""
+        return {index: (None, None) for index in chosen}
+
+
+class ClassificationPredictor(Predictor):
+    def _predict(self, model, texts, description):
+        import torch
+
+        encoded = [encode_for_classification(self.tokenizer, text, self.max_length) for text in texts]
+        predictions = [0] * len(texts)
+        for batch in _batches(encoded, self.batch_size, description):
+            inputs = self.tokenizer.pad([encoded[i] for i in batch], return_tensors="pt").to(_device(model))
+            with _inference(model):
+                logits = model(**inputs).logits
+            for index, label in zip(batch, logits.argmax(-1).tolist()):
+                predictions[index] = label
+        return predictions, None
+
+
+class _PromptPredictor(Predictor):
+    def __init__(self, *arguments, prompter: Prompter, max_new_tokens: int):
+        super().__init__(*arguments)
+        self.prompter = prompter
+        self.max_new_tokens = max_new_tokens
+
+    def generate(self, model, texts: list[str], description: str) -> list[str]:
+        """Greedy answers to the prompts, without the prompt and special tokens."""
+        prompts = [self.prompter.prompt_ids(text, self.max_length) for text in texts]
+        pad_id = self.tokenizer.pad_token_id
+        answers = [""] * len(texts)
+        for batch in _batches(prompts, self.batch_size, description):
+            input_ids, attention_mask = _pad([prompts[i] for i in batch], pad_id, left=True, device=_device(model))
+            with _inference(model):
+                output = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    max_new_tokens=self.max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=pad_id,
+                )
+            for index, tokens in zip(batch, output[:, input_ids.shape[1] :]):
+                answers[index] = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        return answers
+
+    def example_answers(self, model, texts, chosen, base, adapter):
+        """The models' own words for the examples; the base model speaks with the adapter disabled."""
+        if base.answers is not None and adapter.answers is not None:
+            return {index: (base.answers[index], adapter.answers[index]) for index in chosen}
+        chosen_texts = [texts[index] for index in chosen]
+        with model.disable_adapter():
+            base_answers = self.generate(model, chosen_texts, "Asking the base model")
+        adapter_answers = self.generate(model, chosen_texts, "Asking the adapter")
+        return {index: pair for index, pair in zip(chosen, zip(base_answers, adapter_answers))}
+
+
+class GeneratingPredictor(_PromptPredictor):
+    def _predict(self, model, texts, description):
+        answers = self.generate(model, texts, description)
+        return [match_label(answer, self.prompter.label_words) for answer in answers], answers
+
+
+class ScoringPredictor(_PromptPredictor):
+    def _predict(self, model, texts, description):
+        scores = self.label_scores(model, texts, description)
+        return scores.argmax(axis=1).tolist(), None
+
+    def label_scores(self, model, texts: list[str], description: str) -> np.ndarray:
+        """Summed log-probabilities of each label word's tokens after each prompt: shape (texts, labels)."""
+        import torch
+
+        words = [self.prompter.word_ids(label) for label in range(self.label_count)]
+        single_tokens = all(len(word) == 1 for word in words)
+        # Each row is a prompt, or a prompt followed by one label word; the word's tokens end the row.
+        rows: list[list[int]] = []
+        for text in texts:
+            prompt = self.prompter.prompt_ids(text, self.max_length)
+            rows += [prompt] if single_tokens else [prompt + word for word in words]
+        per_row = 1 if single_tokens else len(words)
+        scores = np.zeros((len(texts), len(words)))
+        for batch in _batches(rows, self.batch_size * per_row, description):
+            input_ids, attention_mask = _pad([rows[i] for i in batch], self.tokenizer.pad_token_id, left=False, device=_device(model))
+            with _inference(model):
+                log_probs = model(input_ids=input_ids, attention_mask=attention_mask).logits.float().log_softmax(-1)
+            # Prompt-learning adapters put virtual tokens before the input: index positions from the end.
+            ends = attention_mask.sum(-1) - input_ids.shape[1] + log_probs.shape[1]
+            for position, row in enumerate(batch):
+                example, label = divmod(row, per_row)
+                if single_tokens:
+                    scores[example] = log_probs[position, ends[position] - 1, [word[0] for word in words]].cpu().numpy()
+                else:
+                    word = torch.tensor(words[label], device=log_probs.device)
+                    span = log_probs[position, ends[position] - len(word) - 1 : ends[position] - 1]
+                    scores[example, label] = span.gather(1, word.unsqueeze(1)).sum().item()
+        return scores
+
+
+def _batches(items: Sequence[Any], batch_size: int, description: str) -> Iterator[list[int]]:
+    """Indices of `items` in batches of similar length, longest first (an out-of-memory error shows at once)."""
+    from tqdm.auto import tqdm
+
+    order = sorted(range(len(items)), key=lambda i: -len(_ids(items[i])))
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    yield from tqdm(batches, desc=description, unit="batch", leave=False)
+
+
+def _ids(item: Any) -> Sequence[int]:
+    return item["input_ids"] if isinstance(item, dict) else item
+
+
+def _pad(rows: list[list[int]], pad_id: int, *, left: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[index, span] = torch.tensor(row, dtype=torch.long)
+        mask[index, span] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _to_device(model):
+    import torch
+
+    if torch.cuda.is_available() and not getattr(model, "is_loaded_in_4bit", False):
+        return model.to("cuda")
+    return model
+
+
+def _device(model):
+    return next(model.parameters()).device
+
+
+@contextlib.contextmanager
+def _inference(model) -> Iterator[None]:
+    """Inference mode, in the model's training precision on a GPU (bf16/fp16 autocast)."""
+    import torch
+
+    model.eval()
+    device = _device(model)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+        if device.type == "cuda"
+        else contextlib.nullcontext()
+    )
+    with torch.inference_mode(), autocast:
+        yield
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+def pick_examples(references: Sequence[int], base: Sequence[int], adapter: Sequence[int], count: int, seed: int) -> list[int]:
+    """`count` example indices, taking the kinds in turns (fixed, still wrong, broken, both right),
+    chosen at random within a kind with `seed`: the same run shows the same examples."""
+    by_kind: dict[str, list[int]] = {kind: [] for kind in EXAMPLE_KINDS}
+    for index, (truth, before, after) in enumerate(zip(references, base, adapter)):
+        by_kind[_kind(truth, before, after)].append(index)
+    rng = np.random.default_rng(seed)
+    queues = [list(rng.permutation(indices)) for indices in by_kind.values()]
+    chosen: list[int] = []
+    while len(chosen) < count and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(int(queue.pop(0)))
+    return chosen
+
+
+def _kind(truth: int, before: int, after: int) -> str:
+    if before == truth:
+        return "both right" if after == truth else "broken"
+    return "fixed" if after == truth else "still wrong"
+
+
+def _example(text, truth, before, after, label_names, base_answer, adapter_answer) -> Example:
+    return Example(
+        text=text,
+        label=label_names[truth],
+        base_prediction=_label_name(before, label_names),
+        adapter_prediction=_label_name(after, label_names),
+        base_answer=base_answer,
+        adapter_answer=adapter_answer,
+        kind=_kind(truth, before, after),
+    )
+
+
+def _label_name(prediction: int, label_names: list[str]) -> str:
+    return NO_LABEL_NAME if prediction == NO_LABEL else label_names[prediction]
+
+
+def _evaluation_facts(config, label_names, references, base: Predictions, adapter: Predictions, seed: int) -> EvaluationFacts:
+    names = metrics.metric_names(config.evaluation.metrics)
+    backend = metrics.choose_backend(tuple(names))
+    scored = {
+        name: metrics.score(backend, names, references, predictions.labels, label_names)
+        for name, predictions in (("base", base), ("adapter", adapter))
+    }
+    comparison = metrics.paired_bootstrap(
+        names,
+        references,
+        base.labels,
+        adapter.labels,
+        len(label_names),
+        point_estimates=(scored["base"].metrics, scored["adapter"].metrics),
+        samples=config.evaluation.bootstrap_samples,
+        confidence_level=config.evaluation.confidence_level,
+        seed=seed,
+    )
+    return EvaluationFacts(
+        metric_backend=backend.name,
+        metric_names=names,
+        average=metrics.AVERAGE,
+        rows=len(references),
+        batch_size=config.evaluation.batch_size,
+        base=_model_evaluation(scored["base"], base),
+        adapter=_model_evaluation(scored["adapter"], adapter),
+        comparison=comparison,
+        bootstrap_samples=config.evaluation.bootstrap_samples,
+        confidence_level=config.evaluation.confidence_level,
+        examples=[],
+    )
+
+
+def _model_evaluation(scores: metrics.Scores, predictions: Predictions) -> ModelEvaluation:
+    return ModelEvaluation(
+        metrics=scores.metrics,
+        per_class=scores.per_class,
+        confusion_matrix=scores.confusion_matrix,
+        unmatched_answers=scores.unmatched,
+        seconds=predictions.seconds,
+    )
+
+
+def _prediction_rows(row_numbers, texts, references, predictions: Predictions, label_names) -> list[dict[str, Any]]:
+    rows = []
+    for index, (row, text, truth, label) in enumerate(zip(row_numbers, texts, references, predictions.labels)):
+        entry = {"row": row, "text": text, "label": label_names[truth], "prediction": _label_name(label, label_names)}
+        if predictions.answers is not None:
+            entry["answer"] = predictions.answers[index]
+        rows.append(entry)
+    return rows
+
+
+def _confusion_plots(run: RunDir, evaluation: EvaluationFacts, label_names: list[str]) -> dict[str, str]:
+    paths = {}
+    for name, title, scores in (("confusion_base", "Base model", evaluation.base), ("confusion_adapter", "Adapter", evaluation.adapter)):
+        path = plots.confusion_matrix(scores.confusion_matrix, label_names, title, run.plots / f"{name}.png")
+        paths[name] = str(path.relative_to(run.path))
+    return paths
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+

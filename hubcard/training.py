@@ -1,0 +1,298 @@
+"""The training stage: a validated config in, the adapter and its facts in the run directory out.
+
+transformers' Trainer does the training. hubcard chooses what a newcomer would otherwise get wrong
+(precision for the hardware, dynamic padding with length-grouped batches, checkpoints and logging
+at a sensible cadence) and the user's `training:` keys override every choice. Everything the card
+needs later is written to run.json, so that no other stage loads the training data again.
+
+Under `accelerate launch` or `torchrun` every process runs this stage; only the main process
+writes the run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from hubcard import __version__, environment
+from hubcard.config import Config, redact
+from hubcard.data import LabeledData, load_data
+from hubcard.errors import RunDirError
+from hubcard.models import LoadedModel, adapter_facts, attach_adapter, base_model_hub_id, load_base_model, model_facts
+from hubcard.plots import loss_curve
+from hubcard.rundir import RunDir, RunRecord, StageTiming, TaskFacts, TrainingFacts
+from hubcard.tasks import Prompter, encode_for_causal_lm, encode_for_classification
+
+if TYPE_CHECKING:
+    import datasets
+    from transformers import TrainingArguments
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SEED = 42
+LOG_POINTS = 50
+"""About this many training-loss points in the loss curve."""
+CHECKPOINTS_PER_RUN = 5
+CHECKPOINTS_KEPT = 2
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a call to `train` does with the run directory."""
+
+    record: RunRecord
+    checkpoint: str | None
+    """The checkpoint to resume from, or None to start from the first step."""
+
+
+def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> RunDir:
+    """Train the adapter `config` describes into its run directory and record the facts in run.json.
+
+    A run directory that holds the same run (same config fingerprint) continues from its last
+    checkpoint, or is left as it is when its training has finished; one that holds a different run
+    is refused unless `overwrite`. Raises HubcardError subclasses for everything the user can fix.
+    """
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    run = RunDir(config.run_dir)
+    processes = PartialState()  # one process, or those that `accelerate launch`/`torchrun` started
+    decided = [_plan(run, config, resume=resume, overwrite=overwrite) if processes.is_main_process else None]
+    plan = broadcast_object_list(decided)[0] if processes.num_processes > 1 else decided[0]
+    if plan is None:
+        logger.info("%s is already trained with this config; --overwrite trains it again", run.path)
+        return run
+    seed = int(config.training.get("seed", DEFAULT_SEED))
+    with processes.main_process_first():  # the data set and model caches are built once
+        data = load_data(config.data, seed=seed)
+        loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed)
+    base_parameters = loaded.model.num_parameters()
+    peft_model = attach_adapter(loaded.model, config.peft, config.task.type)
+    train_dataset = encode_training_data(config, loaded, data)
+    arguments = training_arguments(config, run, rows=len(train_dataset))
+    record = plan.record
+    if processes.is_main_process:
+        record.hardware = environment.hardware(_precision(arguments), num_processes=processes.num_processes)
+        record.stages["train"] = StageTiming(started_at=_now())
+        run.write(record)
+
+    trainer = _trainer(peft_model, loaded, arguments, train_dataset, config.task.type)
+    with environment.measure_emissions() as meter:
+        result = trainer.train(resume_from_checkpoint=plan.checkpoint)
+    if not processes.is_main_process:
+        return run
+
+    _save_adapter(peft_model, loaded, run, base_model_hub_id(config.model, loaded.source))
+    started = record.stages["train"].started_at
+    record.stages["train"] = StageTiming(started_at=started, finished_at=_now(), seconds=(_now() - started).total_seconds())
+    record.model = model_facts(config.model, loaded, peft_model, base_parameters=base_parameters)
+    record.adapter = adapter_facts(config.peft.method, run.adapter)
+    record.data = data.facts
+    record.training = _training_facts(arguments, trainer, result, config, plan.checkpoint)
+    record.emissions = meter.result
+    if (plot := loss_curve(trainer.state.log_history, run.plots / "loss.png")) is not None:
+        record.plots["loss"] = str(plot.relative_to(run.path))
+    run.write(record)
+    return run
+
+
+# --- the run directory ------------------------------------------------------------------------
+
+
+def _plan(run: RunDir, config: Config, *, resume: bool, overwrite: bool) -> Plan | None:
+    """A fresh record, the record of the run to continue, or None when that run is already trained."""
+    if run.exists():
+        previous = run.read()
+        same_run = previous.config_fingerprint == config.fingerprint()
+        if not same_run and not overwrite:
+            raise RunDirError(
+                f"{run.path} holds a different run (trained from another config on "
+                f"{previous.created_at:%Y-%m-%d %H:%M}); pass --overwrite to replace it, or choose another run "
+                "directory with --run-dir or `run_dir:` in the config"
+            )
+        if same_run and not overwrite:
+            if previous.training is not None:
+                return None
+            checkpoint = run.last_checkpoint()
+            if checkpoint is not None:
+                logger.info("continuing %s from %s", run.path, checkpoint.name)
+            previous.config = redact(config.to_dict())  # the same run; publishing settings may have changed
+            return Plan(previous, str(checkpoint) if checkpoint else None)
+        run.clear()
+    elif resume:
+        raise RunDirError(f"--resume: {run.path} holds no run to continue; start it without --resume")
+    elif run.path.is_dir() and any(run.path.iterdir()):
+        raise RunDirError(
+            f"{run.path} is not empty and holds no hubcard run (no run.json); choose an empty or new run directory "
+            "with --run-dir or `run_dir:` in the config"
+        )
+    run.check_writable()
+    return Plan(_new_record(config), None)
+
+
+def _new_record(config: Config) -> RunRecord:
+    task = config.task
+    causal = task.type == "causal-lm"
+    return RunRecord(
+        hubcard_version=__version__,
+        created_at=_now(),
+        config=redact(config.to_dict()),
+        config_fingerprint=config.fingerprint(),
+        versions=environment.versions(),
+        hardware=environment.hardware(),
+        task=TaskFacts(
+            type=task.type,
+            prediction=task.prediction if causal else None,
+            prompt_template=task.prompt_template if causal else None,
+            system_prompt=task.system_prompt if causal else None,
+            label_words=task.label_words if causal else None,
+        ),
+    )
+
+
+def _save_adapter(peft_model, loaded: LoadedModel, run: RunDir, hub_id: str | None) -> None:
+    """Save adapter and tokenizer next to the final folder, then swap them in: never half a folder.
+
+    adapter_config.json names the base model by its Hub id, never by a local path. The embedding
+    layers are not saved: hubcard never changes the vocabulary (and PEFT's check would ask the Hub).
+    """
+    staging = run.path / ".adapter.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    peft_model.peft_config["default"].base_model_name_or_path = hub_id
+    peft_model.save_pretrained(staging, save_embedding_layers=False)
+    (staging / "README.md").unlink(missing_ok=True)  # PEFT's placeholder card; hubcard writes the real one
+    loaded.tokenizer.save_pretrained(staging)
+    shutil.rmtree(run.adapter, ignore_errors=True)
+    staging.rename(run.adapter)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def encode_training_data(config: Config, loaded: LoadedModel, data: LabeledData) -> datasets.Dataset:
+    """The training split as token ids and labels, unpadded (the collator pads each batch)."""
+    max_length = config.data.max_length
+    tokenizer = loaded.tokenizer
+    if config.task.type == "sequence-classification":
+
+        def encode(row: dict[str, Any]) -> dict[str, Any]:
+            return {**encode_for_classification(tokenizer, row["text"], max_length), "labels": row["label"]}
+
+    else:
+        prompter = prompter_for(config.task, tokenizer, data.label_names)
+
+        def encode(row: dict[str, Any]) -> dict[str, Any]:
+            return encode_for_causal_lm(prompter, row["text"], row["label"], max_length)
+
+    return data.train.map(encode, remove_columns=data.train.column_names, desc="Tokenizing the training data")
+
+
+def prompter_for(task, tokenizer, label_names: list[str]) -> Prompter:
+    """The Prompter of a task section (config) or task facts (run.json): they share these fields."""
+    return Prompter(tokenizer, task.prompt_template, list(task.label_words or label_names), task.system_prompt)
+
+
+# --- the Trainer ------------------------------------------------------------------------------
+
+
+def training_arguments(config: Config, run: RunDir, *, rows: int) -> TrainingArguments:
+    """TrainingArguments: hubcard's choices for this run and hardware, then the user's keys over them."""
+    import torch
+    from transformers import TrainingArguments
+
+    user = dict(config.training)
+    provisional = TrainingArguments(output_dir=str(run.checkpoints), **user)
+    steps = _total_steps(provisional, rows)
+    chosen: dict[str, Any] = {
+        "logging_steps": max(1, steps // LOG_POINTS),
+        "logging_first_step": True,
+        "save_strategy": "steps",
+        "save_steps": max(1, math.ceil(steps / CHECKPOINTS_PER_RUN)),
+        "save_total_limit": CHECKPOINTS_KEPT,
+        "train_sampling_strategy": "group_by_length",  # batches of similar length: little padding
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        **_precision_arguments(user),
+    }
+    if user.get("gradient_checkpointing") and "gradient_checkpointing_kwargs" not in user:
+        chosen["gradient_checkpointing_kwargs"] = {"use_reentrant": False}  # works with frozen embeddings
+    return TrainingArguments(output_dir=str(run.checkpoints), **{**chosen, **user})
+
+
+def _total_steps(arguments: TrainingArguments, rows: int) -> int:
+    if arguments.max_steps > 0:
+        return arguments.max_steps
+    per_step = arguments.per_device_train_batch_size * arguments.gradient_accumulation_steps * arguments.world_size
+    return max(1, math.ceil(arguments.num_train_epochs * math.ceil(rows / per_step)))
+
+
+def _precision_arguments(user: dict[str, Any]) -> dict[str, bool]:
+    """bf16 on a GPU that supports it, else fp16 on a GPU; fp32 on CPU; the user's choice wins."""
+    import torch
+
+    if "bf16" in user or "fp16" in user or not torch.cuda.is_available():
+        return {}
+    return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+
+
+def _precision(arguments: TrainingArguments) -> str:
+    return "bf16" if arguments.bf16 else "fp16" if arguments.fp16 else "fp32"
+
+
+def _trainer(peft_model, loaded: LoadedModel, arguments: TrainingArguments, train_dataset, task_type: str):
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, Trainer
+
+    multiple = 8 if arguments.bf16 or arguments.fp16 else None  # tensor cores like multiples of 8
+    if task_type == "sequence-classification":
+        collator = DataCollatorWithPadding(loaded.tokenizer, pad_to_multiple_of=multiple)
+    else:  # pads the labels with the ignored label, not the pad token
+        collator = DataCollatorForSeq2Seq(loaded.tokenizer, padding=True, pad_to_multiple_of=multiple)
+    return Trainer(
+        model=peft_model,
+        args=arguments,
+        train_dataset=train_dataset,
+        data_collator=collator,
+        processing_class=loaded.tokenizer,
+    )
+
+
+def _training_facts(arguments: TrainingArguments, trainer, result, config: Config, checkpoint: str | None) -> TrainingFacts:
+    metrics = result.metrics
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return TrainingFacts(
+        arguments_changed=changed_arguments(arguments),
+        seed=arguments.seed,
+        global_steps=result.global_step,
+        epochs=float(trainer.state.epoch or 0.0),
+        runtime_seconds=metrics["train_runtime"],
+        samples_per_second=metrics.get("train_samples_per_second"),
+        steps_per_second=metrics.get("train_steps_per_second"),
+        final_loss=losses[-1] if losses else None,
+        log_history=trainer.state.log_history,
+        resumed_from_checkpoint=checkpoint,
+        gradient_checkpointing=bool(arguments.gradient_checkpointing),
+        gradient_accumulation_steps=arguments.gradient_accumulation_steps,
+    )
+
+
+# Paths and bookkeeping that say nothing about how the adapter was trained.
+NOT_HYPERPARAMETERS = {"output_dir", "logging_dir", "run_name"}
+
+
+def changed_arguments(arguments: TrainingArguments) -> dict[str, Any]:
+    """The TrainingArguments of this run that differ from transformers' defaults."""
+    from transformers import TrainingArguments
+
+    defaults = TrainingArguments(output_dir=arguments.output_dir).to_dict()
+    return {
+        name: value
+        for name, value in arguments.to_dict().items()
+        if name not in NOT_HYPERPARAMETERS and value != defaults.get(name)
+    }
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,276 @@
+"""The training and evaluation stages on tiny random models: both task types, every PEFT method,
+the run directory they leave, and predictions that a reloaded adapter reproduces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hubcard import card, evaluation, training
+from hubcard.errors import RunDirError
+from hubcard.rundir import RunDir, read_jsonl
+from hubcard.tasks import NO_LABEL, Prompter, encode_for_causal_lm, match_label
+from tests.tiny import config_dict, make_config, tiny_model
+
+METHODS = {
+    "lora": {"r": 4, "lora_alpha": 8},
+    "dora": {"r": 4},
+    "ia3": {},
+    "loha": {"r": 4},
+    "lokr": {"r": 4},
+    "adalora": {"init_r": 6, "target_r": 4, "total_step": 4},
+    "prompt_tuning": {"num_virtual_tokens": 4},
+}
+
+
+@pytest.fixture(scope="session")
+def bert(tmp_path_factory) -> Path:
+    return tiny_model("bert", tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def llama(tmp_path_factory) -> Path:
+    return tiny_model("llama", tmp_path_factory.mktemp("tiny-llama"))
+
+
+def train_and_evaluate(raw: dict, folder: Path):
+    config = make_config(raw, folder)
+    run = training.train(config)
+    return config, run, evaluation.evaluate_run(run.path)
+
+
+@pytest.fixture(scope="session")
+def classification_run(bert, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("classification")
+    raw = config_dict(bert, "sequence-classification", folder / "run", model={"hub_id": "someone/tiny-bert"})
+    return train_and_evaluate(raw, folder)
+
+
+# --- the run directory ------------------------------------------------------------------------
+
+
+def test_classification_run_records_every_stage(classification_run):
+    config, run, record = classification_run
+    assert record.training.global_steps == 4 and record.training.seed == 42
+    assert [entry["step"] for entry in record.training.log_history if "loss" in entry] == [1, 2, 3, 4]
+    assert record.model.num_parameters < record.model.total_parameters
+    assert 0 < record.model.trainable_parameters < record.model.total_parameters
+    assert record.model.hub_id == "someone/tiny-bert" and record.model.source == "local"
+    assert record.data.train.rows == 64 and record.data.eval.rows == 24
+    assert sum(record.data.eval.label_counts.values()) == 24
+    assert record.adapter.modules_to_save and "classifier" in record.adapter.modules_to_save
+    assert record.evaluation.rows == 24 and record.evaluation.metric_names[:2] == ["accuracy", "f1"]
+    assert record.evaluation.metric_backend in ("evaluate", "scikit-learn")
+    assert {"train", "evaluate"} <= set(record.stages) and record.stages["train"].seconds > 0
+    assert record.hardware.precision == "fp32" and record.hardware.cpu_count >= 1
+    assert {"transformers", "peft", "torch", "datasets", "huggingface_hub", "hubcard"} <= set(record.versions)
+    assert record.emissions is not None and (record.emissions.measured or record.emissions.reason)
+    assert set(record.plots) == {"loss", "confusion_base", "confusion_adapter"}
+    for plot in record.plots.values():
+        assert (run.path / plot).read_bytes().startswith(b"\x89PNG")
+
+
+def test_adapter_folder_names_the_hub_id_and_holds_no_placeholder_card(classification_run):
+    _, run, _ = classification_run
+    files = sorted(path.name for path in run.adapter.iterdir())
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json"} <= set(files)
+    assert "README.md" not in files
+    adapter_config = json.loads((run.adapter / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == "someone/tiny-bert"
+    assert run.last_checkpoint() is not None and run.last_checkpoint().name == "checkpoint-4"
+
+
+def test_predictions_cover_every_row_and_match_the_metrics(classification_run):
+    _, run, record = classification_run
+    for name, scores in (("base", record.evaluation.base), ("adapter", record.evaluation.adapter)):
+        rows = read_jsonl(run.predictions / f"{name}.jsonl")
+        assert len(rows) == 24 and len({row["row"] for row in rows}) == 24
+        accuracy = np.mean([row["prediction"] == row["label"] for row in rows])
+        assert scores.metrics["accuracy"] == pytest.approx(accuracy)
+        assert sum(map(sum, scores.confusion_matrix)) == 24
+
+
+def test_reloading_the_adapter_on_the_base_model_reproduces_its_predictions(classification_run, bert):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _, run, record = classification_run
+    tokenizer = AutoTokenizer.from_pretrained(run.adapter)
+    base = AutoModelForSequenceClassification.from_pretrained(bert, num_labels=2)
+    model = PeftModel.from_pretrained(base, run.adapter).eval()
+    rows = read_jsonl(run.predictions / "adapter.jsonl")
+    with torch.inference_mode():
+        for row in rows:
+            logits = model(**tokenizer(row["text"], truncation=True, max_length=48, return_tensors="pt")).logits
+            assert record.data.label_names[logits.argmax(-1).item()] == row["prediction"]
+
+
+def test_evaluating_twice_gives_the_same_numbers(classification_run):
+    _, run, record = classification_run
+    again = evaluation.evaluate_run(run.path)
+    assert again.evaluation.comparison == record.evaluation.comparison
+    assert again.evaluation.examples == record.evaluation.examples
+    assert again.evaluation.base.confusion_matrix == record.evaluation.base.confusion_matrix
+
+
+def test_the_card_of_a_real_run_passes_check(classification_run):
+    _, run, _ = classification_run
+    path = card.render_run_card(run.path)
+    assert card.check_card(path.read_text(encoding="utf-8")) == []
+
+
+# --- the run directory's owner ----------------------------------------------------------------
+
+
+def test_same_run_is_not_trained_twice_and_a_different_one_is_refused(bert, tmp_path):
+    raw = config_dict(bert, "sequence-classification", tmp_path / "run", training={"max_steps": 2})
+    run = training.train(make_config(raw, tmp_path))
+    first = run.read()
+    assert training.train(make_config(raw, tmp_path)).read() == first  # already trained: nothing happens
+    raw["peft"] = {"method": "lora", "r": 2}
+    with pytest.raises(RunDirError, match="holds a different run.*--overwrite"):
+        training.train(make_config(raw, tmp_path))
+    assert run.read() == first
+    retrained = training.train(make_config(raw, tmp_path), overwrite=True).read()
+    assert retrained.config["peft"]["r"] == 2 and retrained.created_at > first.created_at
+
+
+def test_a_folder_that_is_not_a_run_is_never_used(bert, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "thesis.tex").write_text("years of work")
+    raw = config_dict(bert, "sequence-classification", tmp_path / "run")
+    for overwrite in (False, True):
+        with pytest.raises(RunDirError, match="holds no hubcard run"):
+            training.train(make_config(raw, tmp_path), overwrite=overwrite)
+    assert (tmp_path / "run" / "thesis.tex").read_text() == "years of work"
+    with pytest.raises(RunDirError, match="no run to continue"):
+        training.train(make_config(config_dict(bert, "sequence-classification", tmp_path / "new"), tmp_path), resume=True)
+
+
+def test_resume_continues_from_the_last_checkpoint(bert, tmp_path):
+    raw = config_dict(bert, "sequence-classification", tmp_path / "run", training={"max_steps": 6, "save_steps": 2})
+    run = training.train(make_config(raw, tmp_path))
+    record = run.read()
+    # An interruption after step 4: the run knows no finished training, the last checkpoint is step 4.
+    import shutil
+
+    shutil.rmtree(run.checkpoints / "checkpoint-6")
+    record.training = None
+    run.write(record)
+    resumed = training.train(make_config(raw, tmp_path), resume=True).read()
+    assert resumed.training.global_steps == 6
+    assert Path(resumed.training.resumed_from_checkpoint).name == "checkpoint-4"
+    assert [entry["step"] for entry in resumed.training.log_history if "loss" in entry][-2:] == [5, 6]
+
+
+# --- every PEFT method, both task types -------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_peft_method_trains_and_reloads_for_classification(method, bert, tmp_path):
+    raw = config_dict(bert, "sequence-classification", tmp_path / "run", peft={"method": method, **METHODS[method]})
+    _, run, record = train_and_evaluate(raw, tmp_path)
+    assert record.adapter.method == method and record.training.global_steps == 4
+    assert record.adapter.size_bytes > 0 and 0 < record.model.trainable_parameters < record.model.total_parameters
+    assert json.loads((run.adapter / "adapter_config.json").read_text())["peft_type"] == record.adapter.peft_type
+    assert len(read_jsonl(run.predictions / "adapter.jsonl")) == 24
+
+
+@pytest.mark.parametrize("method", ["dora", "prompt_tuning"])
+@pytest.mark.parametrize("prediction", ["score", "generate"])
+def test_causal_lm_trains_on_the_answer_and_evaluates(method, prediction, llama, tmp_path):
+    raw = config_dict(
+        llama,
+        "causal-lm",
+        tmp_path / "run",
+        task={"prediction": prediction, "max_new_tokens": 4},
+        peft={"method": method, **METHODS[method]},
+    )
+    _, run, record = train_and_evaluate(raw, tmp_path)
+    assert record.task.prediction == prediction and record.model.uses_chat_template
+    rows = read_jsonl(run.predictions / "adapter.jsonl")
+    assert len(rows) == 24
+    assert ("answer" in rows[0]) == (prediction == "generate")
+    examples = record.evaluation.examples
+    assert len(examples) == 5 and all(example.base_answer is not None and example.adapter_answer is not None for example in examples)
+    if prediction == "score":
+        assert record.evaluation.adapter.unmatched_answers == 0
+
+
+# --- the task's pieces ------------------------------------------------------------------------
+
+
+def test_causal_lm_loss_is_on_the_answer_only(llama):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(llama)
+    prompter = Prompter(tokenizer, "Sentiment of: {text} ({labels})", ["negative", "positive"], "Be brief.")
+    prompt = prompter.prompt("great film")
+    assert prompt.startswith("<system>Be brief.[SEP]<user>Sentiment of: great film (negative, positive)[SEP]")
+    assert prompt.endswith("<assistant>")
+    encoded = encode_for_causal_lm(prompter, "great film", 1, max_length=64)
+    answer = [token for token, label in zip(encoded["input_ids"], encoded["labels"]) if label != -100]
+    assert tokenizer.decode(answer) == "positive [SEP]"
+    short = encode_for_causal_lm(prompter, "great film " * 50, 1, max_length=16)
+    assert len(short["input_ids"]) == 16 and tokenizer.decode(short["input_ids"]).endswith("positive [SEP]")
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("The sentiment of the text is negative.", 0),
+        ("NEUTRAL", 1),
+        ("positive, not negative", 2),
+        ("I cannot tell.", NO_LABEL),
+    ],
+)
+def test_generated_answers_are_matched_to_the_first_label_word(answer, expected):
+    assert match_label(answer, ["negative", "neutral", "positive"]) == expected
+
+
+def test_label_word_scores_do_not_depend_on_the_batch(llama):
+    """Multi-token label words (one row per label) and single-token ones (one row per example)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(llama)
+    model = AutoModelForCausalLM.from_pretrained(llama).eval()
+    texts = ["a", "a much longer review of a film that goes on", "fine", "terrible acting and a weak plot"]
+    for words in (["negative", "positive"], ["thumbs down", "a thumbs up"]):
+        prompter = Prompter(tokenizer, "{text}", words)
+        batched = evaluation.ScoringPredictor(tokenizer, 64, 4, 2, prompter=prompter, max_new_tokens=4)
+        single = evaluation.ScoringPredictor(tokenizer, 64, 1, 2, prompter=prompter, max_new_tokens=4)
+        scores = batched.label_scores(model, texts, "batched")
+        assert np.allclose(scores, single.label_scores(model, texts, "one by one"), atol=1e-4)
+        # The same numbers by hand: the summed log-probabilities of the word's tokens after the prompt.
+        prompt = prompter.prompt_ids(texts[1], 64)
+        word = prompter.word_ids(1)
+        with torch.inference_mode():
+            log_probs = model(input_ids=torch.tensor([prompt + word])).logits[0].log_softmax(-1)
+        by_hand = sum(log_probs[len(prompt) - 1 + i, token].item() for i, token in enumerate(word))
+        assert scores[1, 1] == pytest.approx(by_hand, abs=1e-4)
+
+
+def test_examples_show_each_kind_in_turn_and_are_reproducible():
+    references = [0, 0, 0, 0, 1, 1, 1, 1]
+    base = [1, 1, 1, 0, 0, 1, 0, 1]
+    adapter = [0, 0, 1, 1, 1, 1, 0, 1]
+    chosen = evaluation.pick_examples(references, base, adapter, 5, seed=3)
+    kinds = [evaluation._kind(references[i], base[i], adapter[i]) for i in chosen]
+    assert kinds[:4] == ["fixed", "still wrong", "broken", "both right"] and kinds[4] == "fixed"
+    assert chosen == evaluation.pick_examples(references, base, adapter, 5, seed=3)
+    assert len(set(chosen)) == 5
+
+
+def test_training_arguments_are_chosen_for_the_hardware_and_the_user_wins(bert, tmp_path):
+    raw = config_dict(bert, "sequence-classification", tmp_path / "run", training={"num_train_epochs": 2, "logging_steps": 3})
+    config = make_config(raw, tmp_path)
+    arguments = training.training_arguments(config, RunDir(config.run_dir), rows=64)
+    assert not arguments.bf16 and not arguments.fp16  # no GPU here: fp32
+    assert arguments.logging_steps == 3  # the user's value
+    assert arguments.train_sampling_strategy == "group_by_length" and arguments.save_total_limit == 2
+    changed = training.changed_arguments(arguments)
+    assert changed["logging_steps"] == 3 and "output_dir" not in changed
