@@ -41,6 +41,7 @@ __all__ = [
     "CardFacts",
     "card_metadata",
     "check_card",
+    "config_yaml",
     "gather_facts",
     "lint_card",
     "render_card",
@@ -295,7 +296,7 @@ def gather_facts(record: RunRecord) -> CardFacts:
         confusion=_confusion(record),
         compute_seconds=_compute_seconds(record),
         usage_snippet=usage_snippet(record) if model and data else None,
-        config_yaml=yaml.dump(_paths_to_names(record.config), Dumper=_ConfigDumper, sort_keys=False, allow_unicode=True, width=10**6),
+        config_yaml=config_yaml(record.config),
         metadata=card_metadata(record),
         hubcard_version=record.hubcard_version,
     )
@@ -467,6 +468,12 @@ def _compute_seconds(record: RunRecord) -> float | None:
     return sum(seconds) if seconds else None
 
 
+def config_yaml(config: dict[str, Any]) -> str:
+    """The run's redacted config as YAML, local paths shortened to file names: what the card shows
+    and what `publish` uploads."""
+    return yaml.dump(_paths_to_names(config), Dumper=_ConfigDumper, sort_keys=False, allow_unicode=True, width=10**6)
+
+
 def _paths_to_names(value: Any) -> Any:
     """The config with every absolute local path replaced by its file name (no /home/alice/... in a card)."""
     if isinstance(value, dict):
@@ -569,8 +576,8 @@ def classify(text):
             input_ids=inputs.input_ids, attention_mask=inputs.attention_mask, max_new_tokens={max_new_tokens}, do_sample=False
         )
     answer = tokenizer.decode(output[0, inputs.input_ids.shape[1] :], skip_special_tokens=True).lower()
-    mentioned = sorted((answer.find(word.lower()), index) for index, word in enumerate(label_words) if word.lower() in answer)
-    return {labels_name}[mentioned[0][1]] if mentioned else None"""
+    mentioned = sorted((answer.find(word.lower()), -len(word), index) for index, word in enumerate(label_words) if word.lower() in answer)
+    return {labels_name}[mentioned[0][2]] if mentioned else None"""
 
 
 def _causal_lm_snippet(record: RunRecord, values: dict[str, str]) -> str:
@@ -582,7 +589,7 @@ def _causal_lm_snippet(record: RunRecord, values: dict[str, str]) -> str:
         system_message = '{"role": "system", "content": system_prompt}, ' if system_prompt else ""
         build_prompt = CHAT_PROMPT.format(system_message=system_message)
     else:
-        build_prompt = '    return system_prompt + "\\n\\n" + message' if system_prompt else "    return message"
+        build_prompt = '    return system_prompt + "\\n\\n" + message + "\\n"' if system_prompt else '    return message + "\\n"'
     classify = SCORE_CLASSIFY if record.task.prediction != "generate" else GENERATE_CLASSIFY
     max_new_tokens = (record.config.get("task") or {}).get("max_new_tokens", 16)
     return CAUSAL_LM_SNIPPET.format(

@@ -1,0 +1,3 @@
+"""Shared fixtures. tests.hub.fixtures is imported first: it points huggingface_hub at the loopback Hub."""
+
+from tests.hub.fixtures import hub, hub_server  # noqa: F401  (fixtures)

@@ -1,0 +1,748 @@
+"""A Hugging Face Hub-compatible HTTP server on 127.0.0.1 for the real huggingface_hub client.
+
+It answers the requests huggingface_hub 2.4 makes to publish and download a model repo (with Xet
+off: HF_HUB_DISABLE_XET=1), and is strict where the Hub is: a Bearer token for every write, writes
+only to the token user's namespace, private repos invisible (404) to anyone else, LFS uploads checked
+against their sha256 and size, binary files refused outside LFS, a commit refused when its
+parentCommit is not the branch head. Errors carry the X-Error-Code / X-Error-Message headers from
+which huggingface_hub raises RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError...
+
+Tests reach it through :class:`HubServer` (see tests/hub/README.md): users and tokens, the repos with
+their commits and files, the bytes received per kind of request, and faults to inject.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import socket
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote
+
+import yaml
+
+from tests.hub.state import (
+    LFS_POINTER,
+    Blob,
+    Commit,
+    CommitRejected,
+    Fault,
+    FileAdd,
+    FileDelete,
+    HubState,
+    Repo,
+    RequestRecord,
+    Token,
+    git_blob_oid,
+)
+
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
+LFS_THRESHOLD = 10 * 1000 * 1000
+FRONT_MATTER = re.compile(r"^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))")
+INVALID_TOKEN = "Invalid credentials in Authorization header"
+KINDS = (
+    "whoami", "create_repo", "delete_repo", "repo_info", "preupload", "lfs_batch", "lfs_upload", "lfs_verify",
+    "commit", "validate_yaml", "tree", "paths_info", "refs", "commits", "branch", "resolve",
+)  # fmt: skip
+
+
+class HubError(Exception):
+    """An error answer: the status, the message (X-Error-Message and JSON body) and the X-Error-Code."""
+
+    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None, **fields: Any):
+        super().__init__(message)
+        self.status, self.message, self.code, self.headers, self.fields = status, message, code, headers or {}, fields
+
+
+@dataclass
+class Request:
+    method: str
+    query: dict[str, list[str]]
+    headers: Message
+    body: bytes
+    token: Token | None
+
+    def param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+    def flag(self, name: str) -> bool:
+        return (self.param(name) or "").lower() in ("1", "true")
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body or b"{}")
+        except ValueError:
+            raise HubError(400, "the request body is not valid JSON") from None
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return cls(status, json.dumps(value).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: str
+    handler: Callable[[HubServer, Request, list[str]], Response]
+    arguments: list[str]
+
+
+class HubServer:
+    """The loopback Hub: bound to a free port on 127.0.0.1 when created, serving once started."""
+
+    def __init__(self, root: Path | None = None):
+        self.state = HubState(root or Path(tempfile.mkdtemp(prefix="loopback-hub-")))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self._server.hub = self  # type: ignore[attr-defined]
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> HubServer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._server.serve_forever, name="loopback-hub", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.state.released.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- what tests set up ------------------------------------------------------------------------
+
+    def add_user(self, name: str, token: str | None = None, *, role: Literal["read", "write"] = "write") -> str:
+        """Register `name` with a token (generated unless given); returns the token."""
+        with self.state.lock:
+            return self.state.add_user(name, token, role)
+
+    def create_repo(self, repo_id: str, *, private: bool = False) -> Repo:
+        """A repo owned by its namespace, with the Hub's initial commit (.gitattributes)."""
+        with self.state.lock:
+            return self.state.create_repo(repo_id, repo_id.split("/")[0], private)
+
+    def commit_files(self, repo_id: str, files: dict[str, bytes], title: str = "Push with git") -> Commit:
+        """Commit `files` to main directly, as a `git push` would: no metadata check (tests set up repos
+        with what the API would refuse, such as a README whose front matter is broken)."""
+        with self.state.lock:
+            repo = self._repo(repo_id)
+            operations: list[FileAdd | FileDelete] = []
+            for path, content in files.items():
+                sha256 = self.state.store(content)
+                lfs = _needs_lfs(path, len(content))
+                if lfs:
+                    repo.lfs_objects.add(sha256)
+                pointer = LFS_POINTER.format(oid=sha256, size=len(content)).encode()
+                operations.append(FileAdd(path, sha256, len(content), lfs, git_blob_oid(pointer if lfs else content)))
+            made, _ = self.state.commit(
+                repo, "main", operations, title=title, description="", author=repo.owner, parent_commit=None, create_pr=False
+            )
+            return made
+
+    def fail(
+        self,
+        kind: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        drop: bool = False,
+        hang: float | None = None,
+        after: bool = False,
+        times: int | None = 1,
+    ) -> Fault:
+        """Make the next `times` requests of `kind` (one of KINDS; None: until clear_faults) fail.
+
+        `status`: answer it (with `headers`, e.g. {"Retry-After": "1"}) instead of handling the request;
+        `drop`: close the connection without an answer, halfway through the request body (an LFS
+        upload cut mid-transfer); `hang`: hold the request that many seconds (or until reset), then drop
+        it. With `after`, the request is handled first (a commit is made) and only the answer fails.
+        The returned Fault's `triggered` event is set when a request hits it.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"unknown request kind {kind!r}: one of {', '.join(KINDS)}")
+        fault = Fault(kind, status, dict(headers or {}), drop, hang, after, times)
+        with self.state.lock:
+            self.state.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self.state.lock:
+            self.state.faults.clear()
+
+    def reset(self) -> None:
+        """Forget users, repos, faults and statistics (stored objects stay on disk, unreachable)."""
+        with self.state.lock:
+            self.state.reset()
+
+    # --- what tests inspect -----------------------------------------------------------------------
+
+    def repo(self, repo_id: str) -> Repo | None:
+        return self.state.repos.get(repo_id)
+
+    def commits(self, repo_id: str, revision: str = "main") -> list[Commit]:
+        """The history of `revision`, newest first (the Hub's initial commit last)."""
+        return self._repo(repo_id).history(revision)
+
+    def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+        """Every file of the repo at `revision` with its content."""
+        commit = self._repo(repo_id).resolve(revision)
+        if commit is None:
+            raise KeyError(f"{repo_id} has no revision {revision!r}")
+        return {path: self.state.read(blob) for path, blob in sorted(commit.files.items())}
+
+    def stored_objects(self) -> list[Path]:
+        """Every file content the server keeps on disk (uploads and regular files of commits)."""
+        return sorted(path for path in (self.state.root / "objects").rglob("*") if path.is_file())
+
+    def requests(self, kind: str | None = None) -> list[RequestRecord]:
+        with self.state.lock:
+            return [record for record in self.state.requests if kind is None or record.kind == kind]
+
+    def bytes_received(self, kind: str | None = None) -> int:
+        """Request body bytes received for requests of `kind` (all kinds if None), dropped ones included."""
+        return sum(record.body_bytes for record in self.requests(kind))
+
+    def _repo(self, repo_id: str) -> Repo:
+        repo = self.repo(repo_id)
+        if repo is None:
+            raise KeyError(f"no repo {repo_id} on the loopback Hub")
+        return repo
+
+    # --- access control ---------------------------------------------------------------------------
+
+    def readable(self, repo_id: str, token: Token | None) -> Repo:
+        repo = self.state.repos.get(repo_id)
+        if repo is None or (repo.private and (token is None or token.user != repo.owner)):
+            raise HubError(401 if token is None else 404, "Repository not found", "RepoNotFound")
+        return repo
+
+    def writable(self, repo_id: str, token: Token | None, *, pull_request: bool = False) -> Repo:
+        """The repo, if `token` may write to it (or, for a pull request, read it)."""
+        if token is None:
+            raise HubError(401, f"You must be authenticated to write to {repo_id}")
+        repo = self.readable(repo_id, token)
+        if pull_request:
+            return repo
+        if token.user != repo.owner:
+            raise HubError(403, f"You don't have the rights to write to {repo_id}: it belongs to {repo.owner}")
+        if token.role != "write":
+            raise HubError(403, "This token has read access only: writing needs a token with the write role")
+        return repo
+
+    def commit_at(self, repo: Repo, revision: str) -> Commit:
+        commit = repo.resolve(revision)
+        if commit is None:
+            raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        return commit
+
+
+# --- the endpoints -----------------------------------------------------------------------------------
+
+
+def whoami(hub: HubServer, request: Request, _: list[str]) -> Response:
+    if request.token is None:
+        raise HubError(401, INVALID_TOKEN)
+    role = request.token.role
+    access = {"type": "access_token", "accessToken": {"displayName": "loopback", "role": role}}
+    return Response.json(
+        {"type": "user", "id": request.token.user, "name": request.token.user, "fullname": request.token.user, "orgs": [], "auth": access}
+    )
+
+
+def create_repo(hub: HubServer, request: Request, _: list[str]) -> Response:
+    payload = request.json()
+    if payload.get("type") not in (None, "model"):
+        raise HubError(400, "the loopback Hub holds model repos only")
+    if request.token is None:
+        raise HubError(401, "You must be authenticated to create a repo")
+    namespace = payload.get("organization") or request.token.user
+    repo_id = f"{namespace}/{payload.get('name')}"
+    if namespace != request.token.user:
+        raise HubError(403, f'You don\'t have the rights to create a model under the namespace "{namespace}"')
+    if request.token.role != "write":
+        raise HubError(403, "This token has read access only: creating a repo needs a token with the write role")
+    url = f"{hub.endpoint}/{repo_id}"
+    if repo_id in hub.state.repos:
+        raise HubError(409, "You already created this model repo", url=url)
+    private = payload.get("visibility") == "private" or payload.get("private") is True
+    hub.state.create_repo(repo_id, request.token.user, private)
+    return Response.json({"url": url, "name": repo_id, "id": uuid.uuid4().hex})
+
+
+def delete_repo(hub: HubServer, request: Request, _: list[str]) -> Response:
+    payload = request.json()
+    repo_id = f"{payload.get('organization') or (request.token.user if request.token else '')}/{payload.get('name')}"
+    hub.writable(repo_id, request.token)
+    del hub.state.repos[repo_id]
+    return Response.json({})
+
+
+def repo_info(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    repo_id, revision = arguments[0], arguments[1] if len(arguments) > 1 else "main"
+    repo = hub.readable(repo_id, request.token)
+    commit = hub.commit_at(repo, revision)
+    with_blobs = request.flag("blobs")
+    siblings = [_sibling(path, blob, with_blobs) for path, blob in sorted(commit.files.items())]
+    return Response.json(
+        {
+            "_id": repo_id,
+            "id": repo_id,
+            "author": repo.owner,
+            "sha": commit.oid,
+            "private": repo.private,
+            "disabled": False,
+            "gated": False,
+            "lastModified": _date(commit.date),
+            "createdAt": _date(repo.created_at),
+            "tags": [],
+            "siblings": siblings,
+        }
+    )
+
+
+def preupload(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    repo_id, revision = arguments
+    repo = hub.writable(repo_id, request.token, pull_request=request.flag("create_pr"))
+    commit = hub.commit_at(repo, revision)
+    answers = []
+    for entry in request.json().get("files", []):
+        path, size = entry["path"], int(entry["size"])
+        existing = commit.files.get(path)
+        answers.append(
+            {
+                "path": path,
+                "uploadMode": "lfs" if _needs_lfs(path, size) else "regular",
+                "shouldIgnore": False,
+                "oid": (existing.sha256 if existing.lfs else existing.git_oid) if existing else None,
+            }
+        )
+    return Response.json({"files": answers, "commitOid": commit.oid})
+
+
+def lfs_batch(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    repo_id = arguments[0]
+    payload = request.json()
+    branch = (payload.get("ref") or {}).get("name")
+    repo = hub.writable(repo_id, request.token, pull_request=branch is None)
+    if payload.get("operation") != "upload" or payload.get("hash_algo", "sha256") != "sha256":
+        raise HubError(400, "the loopback Hub takes sha256 LFS uploads only")
+    if "basic" not in payload.get("transfers", ["basic"]):
+        raise HubError(400, "the loopback Hub speaks the basic LFS transfer only")
+    objects = []
+    for entry in payload.get("objects", []):
+        oid, size = entry["oid"], int(entry["size"])
+        if not re.fullmatch(r"[0-9a-f]{64}", oid):
+            objects.append({"oid": oid, "size": size, "error": {"code": 422, "message": "oid is not a sha256"}})
+            continue
+        answer: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
+        if oid not in repo.lfs_objects:
+            upload_id = secrets.token_urlsafe(16)
+            hub.state.uploads[upload_id] = (repo_id, oid, size)
+            answer["actions"] = {
+                "upload": {"href": f"{hub.endpoint}/_lfs/{upload_id}"},
+                "verify": {"href": f"{hub.endpoint}/{repo_id}.git/info/lfs/objects/verify"},
+            }
+        objects.append(answer)
+    return Response.json({"transfer": "basic", "objects": objects}, headers={"Content-Type": "application/vnd.git-lfs+json"})
+
+
+def lfs_upload(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    """The PUT to a signed upload URL: no token, the URL is the authorization (as with S3)."""
+    upload = hub.state.uploads.get(arguments[0])
+    if upload is None:
+        raise HubError(403, "Request has expired or the upload URL is not valid")
+    repo_id, oid, size = upload
+    if len(request.body) != size:
+        raise HubError(400, f"size mismatch: announced {size} bytes, received {len(request.body)}")
+    if hashlib.sha256(request.body).hexdigest() != oid:
+        raise HubError(400, "sha256 mismatch: the uploaded content does not match its oid")
+    hub.state.store(request.body)
+    repo = hub.state.repos.get(repo_id)
+    if repo is not None:
+        repo.lfs_objects.add(oid)
+    del hub.state.uploads[arguments[0]]
+    return Response(200, headers={"ETag": f'"{oid}"'})
+
+
+def lfs_verify(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    repo = hub.writable(arguments[0], request.token, pull_request=True)
+    payload = request.json()
+    oid, size = payload.get("oid", ""), payload.get("size")
+    path = hub.state.object_path(oid) if re.fullmatch(r"[0-9a-f]{64}", oid) else None
+    if oid not in repo.lfs_objects or path is None or path.stat().st_size != size:
+        raise HubError(404, f"LFS object {oid} of {size} bytes was not uploaded")
+    return Response.json({"message": "Object verified"})
+
+
+def commit(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    repo_id, revision = arguments
+    create_pr = request.flag("create_pr")
+    repo = hub.writable(repo_id, request.token, pull_request=create_pr)
+    header, operations = _commit_operations(hub, request.body)
+    if not header.get("summary"):
+        raise HubError(400, "the commit summary (title) is empty")
+    try:
+        made, number = hub.state.commit(
+            repo,
+            revision,
+            operations,
+            title=header["summary"],
+            description=header.get("description", ""),
+            author=request.token.user if request.token else "",
+            parent_commit=header.get("parentCommit"),
+            create_pr=create_pr,
+        )
+    except CommitRejected as rejected:
+        raise HubError(rejected.status, rejected.message, rejected.code) from None
+    answer = {"success": True, "commitOid": made.oid, "commitUrl": f"{hub.endpoint}/{repo_id}/commit/{made.oid}", "hookOutput": ""}
+    if number is not None:
+        answer["pullRequestUrl"] = f"{hub.endpoint}/{repo_id}/discussions/{number}"
+    return Response.json(answer)
+
+
+def validate_yaml(hub: HubServer, request: Request, _: list[str]) -> Response:
+    content = request.json().get("content", "")
+    match = FRONT_MATTER.match(content)
+    try:
+        metadata = yaml.safe_load(match.group(2)) if match else {}
+    except yaml.YAMLError as error:
+        return Response.json({"errors": [{"message": f"Invalid YAML: {error}"}], "warnings": []}, status=400)
+    if metadata is not None and not isinstance(metadata, dict):
+        return Response.json({"errors": [{"message": "The metadata is not a mapping of keys"}], "warnings": []}, status=400)
+    return Response.json({"errors": [], "warnings": []})
+
+
+def tree(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    repo_id, revision, *path = arguments
+    commit = hub.commit_at(hub.readable(repo_id, request.token), revision)
+    prefix = "/".join(path)
+    entries = _entries(commit)
+    if prefix and prefix not in entries:
+        raise HubError(404, f"{prefix} does not exist at {revision}", "EntryNotFound")
+    start = f"{prefix}/" if prefix else ""
+    depth = start.count("/")
+    listed = [
+        entry
+        for name, entry in entries.items()
+        if name.startswith(start) and name != prefix and (request.flag("recursive") or name.count("/") == depth)
+    ]
+    return Response.json(listed)
+
+
+def paths_info(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    repo_id, revision = arguments
+    commit = hub.commit_at(hub.readable(repo_id, request.token), revision)
+    entries = _entries(commit)
+    paths = parse_qs(request.body.decode()).get("paths", [])
+    return Response.json([entries[path] for path in paths if path in entries])
+
+
+def refs(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    repo = hub.readable(arguments[0], request.token)
+    answer: dict[str, Any] = {
+        "branches": [{"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid} for name, oid in sorted(repo.branches.items())],
+        "converts": [],
+        "tags": [],
+    }
+    if request.flag("include_prs"):
+        answer["pullRequests"] = [
+            {"name": f"refs/pr/{n}", "ref": f"refs/pr/{n}", "targetCommit": oid} for n, oid in sorted(repo.pull_requests.items())
+        ]
+    return Response.json(answer)
+
+
+def commits(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    repo_id, revision = arguments
+    repo = hub.readable(repo_id, request.token)
+    hub.commit_at(repo, revision)
+    return Response.json(
+        [
+            {"id": c.oid, "title": c.title, "message": c.message, "authors": [{"user": c.author}], "date": _date(c.date)}
+            for c in repo.history(revision)
+        ]
+    )
+
+
+def branch(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    repo_id, name = arguments
+    repo = hub.writable(repo_id, request.token)
+    if request.method == "DELETE":
+        if repo.branches.pop(name, None) is None:
+            raise HubError(404, f"Invalid rev id: {name}", "RevisionNotFound")
+        return Response.json({})
+    if name in repo.branches:
+        raise HubError(409, "Reference already exists")
+    if name.startswith("refs/") or not re.fullmatch(r"[\w./-]+", name):
+        raise HubError(400, f"Invalid reference for a branch: {name}")
+    repo.branches[name] = hub.commit_at(repo, request.json().get("startingPoint") or "main").oid
+    return Response.json({})
+
+
+def resolve(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    repo_id, revision, *path = arguments
+    repo = hub.readable(repo_id, request.token)
+    commit = hub.commit_at(repo, revision)
+    blob = commit.files.get("/".join(path))
+    if blob is None:
+        raise HubError(404, "Entry not found", "EntryNotFound", headers={"X-Repo-Commit": commit.oid})
+    headers = {"X-Repo-Commit": commit.oid, "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
+    if blob.lfs:
+        headers |= {"ETag": f'"{blob.sha256}"', "X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(blob.size)}
+    else:
+        headers["ETag"] = f'"{blob.git_oid}"'
+    content = hub.state.read(blob)
+    status, content = _byte_range(request.headers.get("Range"), content, headers)
+    return Response(status, content, headers)  # for HEAD, only the headers (with the Content-Length) are sent
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _date(moment: datetime) -> str:
+    """The Hub's date format (huggingface_hub parses exactly this)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _needs_lfs(path: str, size: int) -> bool:
+    return path.endswith(LFS_SUFFIXES) or size > LFS_THRESHOLD
+
+
+def _sibling(path: str, blob: Blob, with_blobs: bool) -> dict[str, Any]:
+    if not with_blobs:
+        return {"rfilename": path}
+    lfs = {"size": blob.size, "sha256": blob.sha256, "pointerSize": blob.pointer_size} if blob.lfs else None
+    return {"rfilename": path, "size": blob.size, "blobId": blob.git_oid, "lfs": lfs}
+
+
+def _entries(commit: Commit) -> dict[str, dict[str, Any]]:
+    """Every file and folder of a commit as the tree and paths-info endpoints describe them."""
+    entries: dict[str, dict[str, Any]] = {}
+    for path, blob in commit.files.items():
+        entry: dict[str, Any] = {"type": "file", "oid": blob.git_oid, "size": blob.size, "path": path}
+        if blob.lfs:
+            entry["lfs"] = {"oid": blob.sha256, "size": blob.size, "pointerSize": blob.pointer_size}
+        entries[path] = entry
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            folder_oid = hashlib.sha1(f"{commit.oid}:{folder}".encode()).hexdigest()
+            entries.setdefault(folder, {"type": "directory", "oid": folder_oid, "size": 0, "path": folder})
+    return dict(sorted(entries.items()))
+
+
+def _commit_operations(hub: HubServer, body: bytes) -> tuple[dict[str, Any], list[FileAdd | FileDelete]]:
+    """The header and the operations of an NDJSON commit body; regular files are stored on the way."""
+    try:
+        lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+    except ValueError:
+        raise HubError(400, "the commit body is not NDJSON") from None
+    if not lines or lines[0].get("key") != "header":
+        raise HubError(400, "the commit body must start with a header line")
+    operations: list[FileAdd | FileDelete] = []
+    for line in lines[1:]:
+        key, value = line.get("key"), line.get("value") or {}
+        path = value.get("path", "")
+        if key == "file":
+            content = base64.b64decode(value["content"]) if value.get("encoding") == "base64" else value["content"].encode()
+            if _needs_lfs(path, len(content)):
+                raise HubError(400, f"Your push was rejected because it contains binary files: {path} must be uploaded with LFS")
+            operations.append(FileAdd(path, hub.state.store(content), len(content), False, git_blob_oid(content)))
+        elif key == "lfsFile":
+            if value.get("algo") != "sha256":
+                raise HubError(400, f"unsupported LFS algorithm for {path}")
+            size = int(value["size"])
+            pointer = LFS_POINTER.format(oid=value["oid"], size=size).encode()
+            operations.append(FileAdd(path, value["oid"], size, True, git_blob_oid(pointer)))
+        elif key in ("deletedFile", "deletedFolder"):
+            operations.append(FileDelete(path, key == "deletedFolder"))
+        else:
+            raise HubError(400, f"unknown commit operation {key!r}")
+    return lines[0].get("value") or {}, operations
+
+
+def _byte_range(header: str | None, content: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip()) if header else None
+    if match is None or not (match.group(1) or match.group(2)):
+        return 200, content
+    start, end = match.groups()
+    first = int(start) if start else max(len(content) - int(end), 0)
+    last = min(int(end), len(content) - 1) if start and end else len(content) - 1
+    if first > last:
+        raise HubError(416, "Requested range not satisfiable", headers={"Content-Range": f"bytes */{len(content)}"})
+    headers["Content-Range"] = f"bytes {first}-{last}/{len(content)}"
+    return 206, content[first : last + 1]
+
+
+def _route(method: str, segments: list[str]) -> Route | None:
+    """The endpoint for a request path, split at '/' (each segment URL-decoded: a quoted revision such
+    as refs%2Fpr%2F1 stays one segment)."""
+    match segments:
+        case ["api", "whoami-v2"] if method == "GET":
+            return Route("whoami", whoami, [])
+        case ["api", "repos", "create"] if method == "POST":
+            return Route("create_repo", create_repo, [])
+        case ["api", "repos", "delete"] if method == "DELETE":
+            return Route("delete_repo", delete_repo, [])
+        case ["api", "validate-yaml"] if method == "POST":
+            return Route("validate_yaml", validate_yaml, [])
+        case ["api", "models", namespace, name] if method == "GET":
+            return Route("repo_info", repo_info, [f"{namespace}/{name}"])
+        case ["api", "models", namespace, name, "revision", revision] if method == "GET":
+            return Route("repo_info", repo_info, [f"{namespace}/{name}", revision])
+        case ["api", "models", namespace, name, "preupload", revision] if method == "POST":
+            return Route("preupload", preupload, [f"{namespace}/{name}", revision])
+        case ["api", "models", namespace, name, "commit", revision] if method == "POST":
+            return Route("commit", commit, [f"{namespace}/{name}", revision])
+        case ["api", "models", namespace, name, "tree", revision, *path] if method == "GET":
+            return Route("tree", tree, [f"{namespace}/{name}", revision, *path])
+        case ["api", "models", namespace, name, "paths-info", revision] if method == "POST":
+            return Route("paths_info", paths_info, [f"{namespace}/{name}", revision])
+        case ["api", "models", namespace, name, "refs"] if method == "GET":
+            return Route("refs", refs, [f"{namespace}/{name}"])
+        case ["api", "models", namespace, name, "commits", revision] if method == "GET":
+            return Route("commits", commits, [f"{namespace}/{name}", revision])
+        case ["api", "models", namespace, name, "branch", branch_name] if method in ("POST", "DELETE"):
+            return Route("branch", branch, [f"{namespace}/{name}", branch_name])
+        case [namespace, git_name, "info", "lfs", "objects", "batch"] if method == "POST" and git_name.endswith(".git"):
+            return Route("lfs_batch", lfs_batch, [f"{namespace}/{git_name.removesuffix('.git')}"])
+        case [namespace, git_name, "info", "lfs", "objects", "verify"] if method == "POST" and git_name.endswith(".git"):
+            return Route("lfs_verify", lfs_verify, [f"{namespace}/{git_name.removesuffix('.git')}"])
+        case ["_lfs", upload_id] if method == "PUT":
+            return Route("lfs_upload", lfs_upload, [upload_id])
+        case [namespace, name, "resolve", revision, *path] if method in ("GET", "HEAD") and path:
+            return Route("resolve", resolve, [f"{namespace}/{name}", revision, *path])
+    return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "loopback-hub"
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read `HubServer.requests()` instead."""
+
+    def _serve(self) -> None:
+        hub: HubServer = self.server.hub  # type: ignore[attr-defined]
+        raw_path, _, query = self.path.partition("?")
+        segments = [unquote(segment) for segment in raw_path.strip("/").split("/")]
+        route = _route(self.command, segments)
+        kind = route.kind if route else "unknown"
+        with hub.state.lock:
+            fault = hub.state.take_fault(kind)
+            released = hub.state.released
+        user = None
+        if fault and not fault.after:
+            body = self._read_body(partial=fault.drop)  # a drop cuts the request halfway through its body
+            if fault.drop or fault.hang is not None:
+                released.wait(fault.hang or 0)
+                return self._drop(hub, kind, user, len(body))
+            response = _injected(fault)
+        else:
+            body = self._read_body()
+            response, user = self._respond(hub, route, segments, query, body)
+            if fault:  # `after`: handled, then the answer fails
+                if fault.drop or fault.hang is not None:
+                    released.wait(fault.hang or 0)
+                    return self._drop(hub, kind, user, len(body))
+                response = _injected(fault)
+        self._record(hub, kind, response.status, user, len(body))
+        self._send(response)
+
+    def _respond(self, hub: HubServer, route: Route | None, segments: list[str], query: str, body: bytes) -> tuple[Response, str | None]:
+        with hub.state.lock:
+            try:
+                token = self._token(hub)
+                if route is None:
+                    raise HubError(404, f"the loopback Hub has no endpoint {self.command} /{'/'.join(segments)}")
+                request = Request(self.command, parse_qs(query), self.headers, body, token)
+                return route.handler(hub, request, route.arguments), token.user if token else None
+            except HubError as error:
+                return _error(error), None
+
+    def _token(self, hub: HubServer) -> Token | None:
+        authorization = self.headers.get("Authorization")
+        if authorization is None:
+            return None
+        scheme, _, value = authorization.partition(" ")
+        token = hub.state.tokens.get(value) if scheme.lower() == "bearer" else None
+        if token is None:
+            raise HubError(401, INVALID_TOKEN)
+        return token
+
+    def _read_body(self, partial: bool = False) -> bytes:
+        """The request body (Content-Length or chunked); `partial`: only about half of it."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked(partial)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length // 2 if partial else length)
+
+    def _read_chunked(self, partial: bool) -> bytes:
+        chunks = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline().strip():
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+            if partial:
+                return b"".join(chunks)
+
+    def _send(self, response: Response) -> None:
+        self.send_response(response.status)
+        headers = {"X-Request-Id": uuid.uuid4().hex, **response.headers, "Content-Length": str(len(response.body))}
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def _drop(self, hub: HubServer, kind: str, user: str | None, body_bytes: int) -> None:
+        """Close the connection without an answer."""
+        self._record(hub, kind, None, user, body_bytes)
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _record(self, hub: HubServer, kind: str, status: int | None, user: str | None, body_bytes: int) -> None:
+        with hub.state.lock:
+            hub.state.requests.append(RequestRecord(self.command, self.path, kind, status, user, body_bytes))
+
+
+def _injected(fault: Fault) -> Response:
+    status = fault.status or 500
+    return _error(HubError(status, f"injected {status} on {fault.kind}", headers=fault.headers))
+
+
+def _error(error: HubError) -> Response:
+    headers = {"X-Error-Message": error.message, **error.headers}
+    if error.code:
+        headers["X-Error-Code"] = error.code
+    return Response.json({"error": error.message, **error.fields}, status=error.status, headers=headers)
