@@ -175,7 +175,7 @@ class HubServer:
         `drop`: close the connection without an answer, halfway through the request body (an LFS
         upload cut mid-transfer); `hang`: hold the request that many seconds (or until reset), then drop
         it. With `after`, the request is handled first (a commit is made) and only the answer fails.
-        The returned Fault's `triggered` event is set when a request hits it.
+        The returned Fault's `triggered` event is set when a request that hit it has been recorded.
         """
         if kind not in KINDS:
             raise ValueError(f"unknown request kind {kind!r}: one of {', '.join(KINDS)}")
@@ -654,6 +654,15 @@ class _Handler(BaseHTTPRequestHandler):
         with hub.state.lock:
             fault = hub.state.take_fault(kind)
             released = hub.state.released
+        try:
+            self._answer(hub, route, segments, query, kind, fault, released)
+        finally:
+            if fault:  # set once the request is recorded, so a test that waits for it sees the bytes
+                fault.triggered.set()
+
+    def _answer(
+        self, hub: HubServer, route: Route | None, segments: list[str], query: str, kind: str, fault: Fault | None, released: threading.Event
+    ) -> None:
         user = None
         if fault and not fault.after:
             body = self._read_body(partial=fault.drop)  # a drop cuts the request halfway through its body

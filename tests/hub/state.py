@@ -266,7 +266,6 @@ class HubState:
         for fault in self.faults:
             if fault.kind == kind and fault.active:
                 fault.hits += 1
-                fault.triggered.set()
                 return fault
         return None
 
