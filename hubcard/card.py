@@ -602,8 +602,14 @@ def _causal_lm_snippet(record: RunRecord, values: dict[str, str]) -> str:
     )
 
 
-def _base_model_loading(model: ModelFacts) -> tuple[str, dict[str, str]]:
-    """What from_pretrained loads as the base model, and its keyword arguments."""
+def _base_model_loading(model: ModelFacts) -> tuple[str, dict[str, Any]]:
+    """What from_pretrained loads as the base model, and its keyword arguments (trust_remote_code
+    too, when the run trusted the base model's own code: loading it needs the same consent)."""
+    base_id, kwargs = _base_model_files(model)
+    return base_id, kwargs | ({"trust_remote_code": True} if model.trust_remote_code else {})
+
+
+def _base_model_files(model: ModelFacts) -> tuple[str, dict[str, str]]:
     hub_id = _base_model(model)
     if hub_id and model.source == "gguf" and model.gguf_file and model.name_or_path == hub_id:
         return hub_id, {"gguf_file": model.gguf_file} | ({"revision": model.revision} if model.revision else {})

@@ -16,10 +16,13 @@ from hubcard import __version__
 from hubcard.errors import HubcardError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+RESUMABLE = {"train", "train-and-publish"}
+INTERRUPTED_EXIT_CODE = 130
+"""128 + SIGINT, what shells report for a command stopped with Ctrl-C."""
 
 
 class HubcardGroup(click.Group):
-    """Prints a HubcardError as a message (no traceback) and exits with its code."""
+    """Prints a HubcardError as a message (no traceback) and exits with its code; Ctrl-C says how to go on."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -29,6 +32,10 @@ class HubcardGroup(click.Group):
 
             click.secho(f"Error: {scrub(str(error))}", fg="red", err=True)
             sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            again = "with --resume to continue from the last checkpoint" if ctx.invoked_subcommand in RESUMABLE else "to finish"
+            click.secho(f"\nInterrupted. Run the same command again {again}.", fg="red", err=True)
+            sys.exit(INTERRUPTED_EXIT_CODE)
 
 
 @click.group(cls=HubcardGroup, context_settings=CONTEXT_SETTINGS)

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
+from hubcard.environment import device_arguments
 from hubcard.errors import ConfigError, ConfigProblem
 from hubcard.secrets import HF_TOKEN_PATTERN, MASK
 
@@ -42,7 +43,7 @@ TOKEN_ADVICE = (
 PEFT_METHOD_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "lora": ("LORA", {}),
     "dora": ("LORA", {"use_dora": True}),
-    "qlora": ("LORA", {}),
+    "qlora": ("LORA", {}),  # on a base model loaded in 4-bit: validate_config sets model.load_in_4bit
 }
 TASK_TO_PEFT_TASK_TYPE = {"sequence-classification": "SEQ_CLS", "causal-lm": "CAUSAL_LM"}
 # PEFT options that must be positive integers / fractions in [0, 1); PEFT itself does not check them.
@@ -132,7 +133,10 @@ class DataSection(Section):
         if self.files is not None:
             missing = [split for split in (self.train_split, self.eval_split) if split not in self.files]
             if missing:
-                raise ValueError(f"files: no file for split {', '.join(map(repr, missing))}")
+                raise ValueError(
+                    f"files: no file for split {', '.join(map(repr, missing))}; the splits it has files for are: "
+                    f"{', '.join(self.files) or 'none'} (data.train_split and data.eval_split name the splits used)"
+                )
         if self.label_names is not None and len(set(self.label_names)) != len(self.label_names):
             raise ValueError("label_names: must be distinct")
         return self
@@ -300,6 +304,8 @@ def validate_config(raw: Any, source: str | None = None, problems: list[ConfigPr
         problems += _check_peft(sections["peft"], sections["task"].type if "task" in sections else None)
     if "task" in sections and "data" in sections:
         problems += _check_label_words(sections["task"], sections["data"])
+    if "model" in sections and "peft" in sections:
+        problems += _load_in_4bit_for_qlora(sections)
     problems += _check_training(training)
     if problems:
         raise ConfigError(_first_per_path(problems), source)
@@ -463,6 +469,22 @@ def _check_label_words(task: TaskSection, data: DataSection) -> list[ConfigProbl
     return []
 
 
+def _load_in_4bit_for_qlora(sections: dict[str, Any]) -> list[ConfigProblem]:
+    """peft.method qlora is LoRA on a base model loaded in 4-bit: it sets model.load_in_4bit."""
+    model: ModelSection = sections["model"]
+    if sections["peft"].method != "qlora" or model.load_in_4bit:
+        return []
+    if "load_in_4bit" in model.model_fields_set:
+        return [
+            ConfigProblem(
+                "model.load_in_4bit",
+                "peft.method qlora loads the base model in 4-bit; remove load_in_4bit: false, or use peft.method lora",
+            )
+        ]
+    sections["model"] = model.model_copy(update={"load_in_4bit": True})
+    return []
+
+
 def _check_peft(section: PeftSection, task_type: str | None) -> list[ConfigProblem]:
     from peft import PEFT_TYPE_TO_CONFIG_MAPPING
 
@@ -512,7 +534,7 @@ def _check_training(training: dict[str, Any]) -> list[ConfigProblem]:
     if problems:
         return problems
     try:
-        TrainingArguments(output_dir="hubcard-config-check", **coerce_training_arguments(arguments))
+        TrainingArguments(output_dir="hubcard-config-check", **{**device_arguments(), **coerce_training_arguments(arguments)})
     except (TypeError, ValueError) as error:
         return [ConfigProblem("training", f"TrainingArguments refused the options: {error}")]
     return []

@@ -29,6 +29,8 @@ LOCAL_FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
     ".parquet": ("parquet", {}),
 }
 STRING_TYPES = ("string", "large_string")
+NO_ROWS = "corresponds to no data"
+"""What datasets' error says when a file holds a header but no rows."""
 MAX_LISTED = 10
 
 
@@ -95,7 +97,10 @@ def _load_split(section: DataSection, split: str) -> datasets.Dataset:
         try:
             return datasets.load_dataset(builder, data_files={split: str(file)}, split=split, **options)
         except Exception as error:  # a parse error, an unreadable file: name the file
-            raise DataError(f"data.files.{split}: cannot read {file} as {builder}: {_first_line(error)}") from error
+            if NO_ROWS in str(error):
+                raise DataError(f"data.files.{split}: {_where(section, split)} is empty: it needs at least one row") from error
+            reason = _first_line(error.__cause__ or error)  # datasets wraps the parser's error in its own
+            raise DataError(f"data.files.{split}: cannot read {file} as {builder}: {reason}") from error
     try:
         splits = datasets.load_dataset(section.path, section.name, revision=section.revision)
     except Exception as error:  # not found, no network, a configuration name missing

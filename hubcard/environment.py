@@ -40,14 +40,31 @@ def versions() -> dict[str, str]:
     return found
 
 
+def device_arguments() -> dict[str, bool]:
+    """The TrainingArguments that train on CUDA when present, else on the CPU, also in several processes
+    (gloo): without CUDA, accelerate joins them only when told to use the CPU. Every TrainingArguments
+    hubcard builds gets them, since each one sets accelerate's view of the processes up anew."""
+    import torch
+
+    return {} if torch.cuda.is_available() else {"use_cpu": True}
+
+
+def gpu_precision() -> Literal["bf16", "fp16"]:
+    """bf16 on a GPU that computes in it natively (NVIDIA Ampere or later), else fp16. torch's default
+    check also says yes where bf16 is only emulated, slowly (T4, V100)."""
+    import torch
+
+    return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+
+
 def hardware(precision: Literal["fp32", "bf16", "fp16"] = "fp32", num_processes: int = 1) -> Hardware:
-    """The CPU, memory and GPUs of this machine."""
+    """The CPU, memory and GPUs of this machine: the GPUs a run used, one per process when there are several."""
     import psutil
     import torch
 
     accelerator, count, accelerator_memory = None, 0, None
     if torch.cuda.is_available():
-        count = torch.cuda.device_count()
+        count = torch.cuda.device_count() if num_processes == 1 else num_processes
         properties = torch.cuda.get_device_properties(0)
         accelerator = properties.name
         accelerator_memory = round(properties.total_memory / 2**30, 1)

@@ -62,7 +62,7 @@ def evaluate_run(run_dir: str | Path) -> RunRecord:
     """Evaluate the base model and the trained adapter of a run; record metrics, examples and plots."""
     run = RunDir(run_dir)
     record = run.read()
-    if record.training is None or record.data is None or not (run.adapter / "adapter_config.json").is_file():
+    if record.data is None or not (run.adapter / "adapter_config.json").is_file():
         raise RunDirError(f"{run.path} has no trained adapter yet; run `hubcard train CONFIG` first")
     config = validate_config(record.config, source=str(run.run_json))
     seed = int(config.training.get("seed", DEFAULT_SEED))
@@ -70,7 +70,8 @@ def evaluate_run(run_dir: str | Path) -> RunRecord:
     data = load_data(config.data, seed=seed, with_train=False, label_names=record.data.label_names)
     rows = data.eval
     texts, references = list(rows["text"]), list(rows["label"])
-    loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed)
+    tokenizer = run.adapter if (run.adapter / "tokenizer_config.json").is_file() else None  # the one that ships
+    loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed, tokenizer_path=tokenizer)
     predictor = Predictor.for_run(config, record, loaded.tokenizer, data.label_names)
 
     model = _to_device(loaded.model)
@@ -109,15 +110,17 @@ def headline(record: RunRecord) -> str:
 class Predictor:
     """Predicts labels for a run's task type and prediction method."""
 
-    def __init__(self, tokenizer, max_length: int, batch_size: int, label_count: int):
+    def __init__(self, tokenizer, max_length: int, batch_size: int, label_count: int, precision: str = "fp32"):
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.batch_size = batch_size
         self.label_count = label_count
+        self.precision = precision
+        """The precision the adapter was trained in (run.json's hardware.precision): predictions use it too."""
 
     @staticmethod
     def for_run(config: Config, record: RunRecord, tokenizer, label_names: list[str]) -> Predictor:
-        arguments = (tokenizer, config.data.max_length, config.evaluation.batch_size, len(label_names))
+        arguments = (tokenizer, config.data.max_length, config.evaluation.batch_size, len(label_names), record.hardware.precision)
         if record.task.type == "sequence-classification":
             return ClassificationPredictor(*arguments)
         prompter = prompter_for(record.task, tokenizer, label_names)
@@ -149,7 +152,7 @@ class ClassificationPredictor(Predictor):
         predictions = [0] * len(texts)
         for batch in _batches(encoded, self.batch_size, description):
             inputs = self.tokenizer.pad([encoded[i] for i in batch], return_tensors="pt").to(_device(model))
-            with _inference(model):
+            with _inference(model, self.precision):
                 logits = model(**inputs).logits
             for index, label in zip(batch, logits.argmax(-1).tolist()):
                 predictions[index] = label
@@ -169,7 +172,7 @@ class _PromptPredictor(Predictor):
         answers = [""] * len(texts)
         for batch in _batches(prompts, self.batch_size, description):
             input_ids, attention_mask = _pad([prompts[i] for i in batch], pad_id, left=True, device=_device(model))
-            with _inference(model):
+            with _inference(model, self.precision):
                 output = model.generate(
                     input_ids=input_ids,
                     attention_mask=attention_mask,
@@ -218,7 +221,7 @@ class ScoringPredictor(_PromptPredictor):
         scores = np.zeros((len(texts), len(words)))
         for batch in _batches(rows, self.batch_size * per_row, description):
             input_ids, attention_mask = _pad([rows[i] for i in batch], self.tokenizer.pad_token_id, left=False, device=_device(model))
-            with _inference(model):
+            with _inference(model, self.precision):
                 log_probs = model(input_ids=input_ids, attention_mask=attention_mask).logits.float().log_softmax(-1)
             # Prompt-learning adapters put virtual tokens before the input: index positions from the end.
             ends = attention_mask.sum(-1) - input_ids.shape[1] + log_probs.shape[1]
@@ -272,17 +275,14 @@ def _device(model):
 
 
 @contextlib.contextmanager
-def _inference(model) -> Iterator[None]:
-    """Inference mode, in the model's training precision on a GPU (bf16/fp16 autocast)."""
+def _inference(model, precision: str) -> Iterator[None]:
+    """Inference mode; on a GPU in the training's precision (bf16/fp16 autocast, as the Trainer used).
+    On a CPU in fp32: exact, and fast where half precision would only be emulated."""
     import torch
 
     model.eval()
-    device = _device(model)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-        if device.type == "cuda"
-        else contextlib.nullcontext()
-    )
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    autocast = torch.autocast("cuda", dtype=dtype) if dtype and _device(model).type == "cuda" else contextlib.nullcontext()
     with torch.inference_mode(), autocast:
         yield
 

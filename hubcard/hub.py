@@ -187,6 +187,9 @@ def _server_message(error: HfHubHTTPError) -> str:
 
 
 def _short(error: BaseException) -> str:
-    """The first line of an error's message (huggingface_hub's carry request ids and URLs after it)."""
+    """The first line of an error's message (huggingface_hub's carry request ids and URLs after it);
+    for an answer of the Hub, its status and what the Hub said (the first line may be just a request id)."""
+    if isinstance(error, HfHubHTTPError) and error.response is not None:
+        return f"{error.response.status_code}: {_server_message(error)}"
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from hubcard import environment
 from hubcard.config import ModelSection, PeftSection, local_path, looks_like_local_path
 from hubcard.errors import ModelLoadError
 from hubcard.rundir import AdapterFacts, ModelFacts
@@ -76,8 +77,11 @@ def resolve_source(section: ModelSection) -> ModelSource:
     return ModelSource(kind="hub", load_path=name, revision=section.revision)
 
 
-def load_base_model(section: ModelSection, task_type: str, label_names: list[str], *, seed: int) -> LoadedModel:
-    """The base model for `task_type` and its tokenizer, with a pad token, in float32.
+def load_base_model(
+    section: ModelSection, task_type: str, label_names: list[str], *, seed: int, tokenizer_path: Path | None = None
+) -> LoadedModel:
+    """The base model for `task_type` and its tokenizer (the model's, or the one in `tokenizer_path`),
+    with a pad token, in float32.
 
     `seed` is set just before loading, so a classification head that starts random starts the same
     every time the model is loaded: evaluating the base model again gives the same numbers.
@@ -87,7 +91,8 @@ def load_base_model(section: ModelSection, task_type: str, label_names: list[str
 
     source = resolve_source(section)
     common: dict[str, Any] = {"revision": source.revision, "trust_remote_code": section.trust_remote_code}
-    tokenizer = _load(_auto_tokenizer(), source, **common)
+    tokenizer_source = ModelSource(kind="local", load_path=str(tokenizer_path)) if tokenizer_path else source
+    tokenizer = _load(_auto_tokenizer(), tokenizer_source, **common)
     model_options: dict[str, Any] = {"dtype": torch.float32, **common, **_quantization(section)}
     if task_type == "sequence-classification":
         auto_class = AutoModelForSequenceClassification
@@ -119,21 +124,39 @@ def _load(auto_class, source: ModelSource, **options: Any):
         raise ModelLoadError(f"cannot load {source.load_path} with {auto_class.__name__}: {_first_line(error)}{advice}") from error
 
 
+def check_4bit_support(section: ModelSection) -> None:
+    """Refuse 4-bit loading (QLoRA) where it cannot run: it needs a CUDA GPU and bitsandbytes."""
+    if not section.load_in_4bit:
+        return
+    import importlib.util
+
+    import torch
+
+    missing = [
+        what
+        for what, present in (
+            ("a CUDA GPU", torch.cuda.is_available()),
+            ("the bitsandbytes package", importlib.util.find_spec("bitsandbytes") is not None),
+        )
+        if not present
+    ]
+    if missing:
+        raise ModelLoadError(
+            "model.load_in_4bit: 4-bit loading (also implied by peft.method: qlora) needs a CUDA GPU and the "
+            f"bitsandbytes package, and this machine lacks {' and '.join(missing)}; run on a GPU machine with "
+            "`pip install bitsandbytes`, or train on the full-precision model (peft.method: lora, model.load_in_4bit: false)"
+        )
+
+
 def _quantization(section: ModelSection) -> dict[str, Any]:
     """4-bit loading (QLoRA), which needs bitsandbytes and a CUDA GPU."""
     if not section.load_in_4bit:
         return {}
-    import importlib.util
-
     import torch
     from transformers import BitsAndBytesConfig
 
-    if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
-        raise ModelLoadError(
-            "model.load_in_4bit: 4-bit loading needs a CUDA GPU and the bitsandbytes package; "
-            "install bitsandbytes on a GPU machine, or set load_in_4bit: false"
-        )
-    compute_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    check_4bit_support(section)
+    compute_dtype = torch.bfloat16 if environment.gpu_precision() == "bf16" else torch.float16
     return {
         "quantization_config": BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype, bnb_4bit_use_double_quant=True
@@ -174,8 +197,8 @@ def attach_adapter(model: PreTrainedModel, section: PeftSection, task_type: str)
     extra_heads = [head for head in heads if head not in HEAD_NAMES]  # PEFT adds classifier/score itself
     if extra_heads and hasattr(peft_config, "modules_to_save"):
         peft_config.modules_to_save = list(dict.fromkeys([*(peft_config.modules_to_save or []), *extra_heads]))
-    if getattr(model, "is_loaded_in_4bit", False):
-        model = prepare_model_for_kbit_training(model)
+    if getattr(model, "is_loaded_in_4bit", False):  # the Trainer checkpoints gradients, as training.gradient_checkpointing says
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return get_peft_model(model, peft_config)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from hubcard.config import Config
+from hubcard.config import Config, HubSection
 from hubcard.rundir import RunDir, RunRecord
 
 
@@ -25,16 +25,24 @@ def train_and_publish(
 ) -> PipelineOutcome | None:
     """Run every stage; None in the helper processes of a multi-process run (the main process
     alone evaluates, renders and publishes)."""
-    from hubcard import card, evaluation, publish, training
+    from hubcard import training
 
     run = training.train(config, resume=resume, overwrite=overwrite)
     if not is_main_process():
         return None
+    return evaluate_and_publish(run, config.hub, dry_run=dry_run)
+
+
+def evaluate_and_publish(run: RunDir, hub: HubSection, *, dry_run: bool = False) -> PipelineOutcome:
+    """The stages after training: evaluate (unless done since the adapter was saved), render the
+    card, publish (a dry run without a token or hub.repo_id)."""
+    from hubcard import card, evaluation, publish
+
     record = run.read()
     if needs_evaluation(record):
         record = evaluation.evaluate_run(run.path)
     card.render_run_card(run.path)
-    published = publish.publish_run(run.path, dry_run=dry_run or not publish.can_publish(config.hub))
+    published = publish.publish_run(run.path, dry_run=dry_run or not publish.can_publish(hub))
     return PipelineOutcome(run_dir=run, headline=evaluation.headline(record), publish_summary=published.summary())
 
 

@@ -285,7 +285,7 @@ class RunDir:
         complete = [
             (int(match.group(1)), folder)
             for folder in (self.checkpoints.iterdir() if self.checkpoints.is_dir() else [])
-            if (match := CHECKPOINT_FOLDER.match(folder.name)) and (folder / "trainer_state.json").is_file()
+            if (match := CHECKPOINT_FOLDER.match(folder.name)) and _saved_completely(folder)
         ]
         return max(complete)[1] if complete else None
 
@@ -298,17 +298,23 @@ class RunDir:
                 path.unlink(missing_ok=True)
 
     def check_writable(self) -> None:
-        """Fail now, before hours of training, if the run cannot be saved here."""
+        """Fail now, before hours of training, if the run cannot be saved here. Creates nothing: the
+        folder that exists (the run directory, or the nearest one above it) is what is checked."""
+        existing = next(folder for folder in (self.path, *self.path.parents) if folder.exists())
+        if not existing.is_dir():
+            raise RunDirError(
+                f"cannot create the run directory {self.path}: {existing} is a file, not a folder; "
+                "choose another one with --run-dir or `run_dir:` in the config"
+            )
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self.path):
+            with tempfile.TemporaryFile(dir=existing):
                 pass
         except OSError as error:
             raise RunDirError(
-                f"cannot write to the run directory {self.path}: {error.strerror or error}; "
+                f"cannot write to the run directory {self.path}: {error.strerror or error} ({existing}); "
                 "choose another one with --run-dir or `run_dir:` in the config"
             ) from None
-        free = shutil.disk_usage(self.path).free
+        free = shutil.disk_usage(existing).free
         if free < MIN_FREE_BYTES:
             raise RunDirError(
                 f"only {free / 2**20:.0f} MiB free on the disk of {self.path}; a run needs at least "
@@ -330,6 +336,16 @@ class RunDir:
 
     def write(self, record: RunRecord) -> None:
         write_text_atomic(self.run_json, record.model_dump_json(indent=2) + "\n")
+
+
+def _saved_completely(checkpoint: Path) -> bool:
+    """The Trainer writes trainer_state.json last, in place: a checkpoint is complete when it reads back
+    (a process killed while writing it leaves it cut short)."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -356,4 +372,5 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    # split on "\n" only: splitlines() also splits on characters JSON leaves unescaped in a text (U+2028...)
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -22,13 +23,22 @@ from hubcard import __version__, environment
 from hubcard.config import Config, redact
 from hubcard.data import LabeledData, load_data
 from hubcard.errors import RunDirError
-from hubcard.models import LoadedModel, adapter_facts, attach_adapter, base_model_hub_id, load_base_model, model_facts
+from hubcard.models import (
+    LoadedModel,
+    adapter_facts,
+    attach_adapter,
+    base_model_hub_id,
+    check_4bit_support,
+    load_base_model,
+    model_facts,
+)
 from hubcard.plots import loss_curve
 from hubcard.rundir import RunDir, RunRecord, StageTiming, TaskFacts, TrainingFacts
 from hubcard.tasks import Prompter, encode_for_causal_lm, encode_for_classification
 
 if TYPE_CHECKING:
     import datasets
+    from accelerate import PartialState
     from transformers import TrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -56,43 +66,42 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> R
     checkpoint, or is left as it is when its training has finished; one that holds a different run
     is refused unless `overwrite`. Raises HubcardError subclasses for everything the user can fix.
     """
-    from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
-
+    check_4bit_support(config.model)  # before the run directory is touched
     run = RunDir(config.run_dir)
-    processes = PartialState()  # one process, or those that `accelerate launch`/`torchrun` started
-    decided = [_plan(run, config, resume=resume, overwrite=overwrite) if processes.is_main_process else None]
-    plan = broadcast_object_list(decided)[0] if processes.num_processes > 1 else decided[0]
+    processes = _base_arguments(config, run).distributed_state  # the processes, as the Trainer sees them
+    plan = _main_process_plan(processes, run, config, resume=resume, overwrite=overwrite)
     if plan is None:
         logger.info("%s is already trained with this config; --overwrite trains it again", run.path)
         return run
     seed = int(config.training.get("seed", DEFAULT_SEED))
-    with processes.main_process_first():  # the data set and model caches are built once
+    with processes.main_process_first():  # the data set, model and tokenized data caches are built once
         data = load_data(config.data, seed=seed)
         loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed)
+        train_dataset = encode_training_data(config, loaded, data)
     base_parameters = loaded.model.num_parameters()
     peft_model = attach_adapter(loaded.model, config.peft, config.task.type)
-    train_dataset = encode_training_data(config, loaded, data)
     arguments = training_arguments(config, run, rows=len(train_dataset))
     record = plan.record
     if processes.is_main_process:
-        record.hardware = environment.hardware(_precision(arguments), num_processes=processes.num_processes)
+        record.hardware = environment.hardware(precision(arguments), num_processes=processes.num_processes)
         record.stages["train"] = StageTiming(started_at=_now())
         run.write(record)
 
     trainer = _trainer(peft_model, loaded, arguments, train_dataset, config.task.type)
-    with environment.measure_emissions() as meter:
-        result = trainer.train(resume_from_checkpoint=plan.checkpoint)
+    # codecarbon measures the whole machine (every CPU and GPU): one meter, in the main process
+    measuring = environment.measure_emissions() if processes.is_main_process else nullcontext(environment.EmissionsMeter())
+    with measuring as meter:
+        trainer.train(resume_from_checkpoint=plan.checkpoint)
     if not processes.is_main_process:
         return run
 
-    _save_adapter(peft_model, loaded, run, base_model_hub_id(config.model, loaded.source))
+    save_adapter(peft_model, loaded.tokenizer, run, base_model_hub_id(config.model, loaded.source))
     started = record.stages["train"].started_at
     record.stages["train"] = StageTiming(started_at=started, finished_at=_now(), seconds=(_now() - started).total_seconds())
     record.model = model_facts(config.model, loaded, peft_model, base_parameters=base_parameters)
     record.adapter = adapter_facts(config.peft.method, run.adapter)
     record.data = data.facts
-    record.training = _training_facts(arguments, trainer, result, config, plan.checkpoint)
+    record.training = training_facts(trainer, resumed_from=plan.checkpoint)
     record.emissions = meter.result
     if (plot := loss_curve(trainer.state.log_history, run.plots / "loss.png")) is not None:
         record.plots["loss"] = str(plot.relative_to(run.path))
@@ -101,6 +110,24 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> R
 
 
 # --- the run directory ------------------------------------------------------------------------
+
+
+def _main_process_plan(processes: PartialState, run: RunDir, config: Config, *, resume: bool, overwrite: bool) -> Plan | None:
+    """The main process's plan, in every process; a RunDirError there is raised in every process
+    (the others would otherwise wait for the plan until the launcher stops them)."""
+    from accelerate.utils import broadcast_object_list
+
+    decision: list[Plan | RunDirError | None] = [None]
+    if processes.is_main_process:
+        try:
+            decision[0] = _plan(run, config, resume=resume, overwrite=overwrite)
+        except RunDirError as error:
+            decision[0] = error
+    if processes.num_processes > 1:
+        broadcast_object_list(decision)
+    if isinstance(decision[0], RunDirError):
+        raise decision[0]
+    return decision[0]
 
 
 def _plan(run: RunDir, config: Config, *, resume: bool, overwrite: bool) -> Plan | None:
@@ -131,10 +158,10 @@ def _plan(run: RunDir, config: Config, *, resume: bool, overwrite: bool) -> Plan
             "with --run-dir or `run_dir:` in the config"
         )
     run.check_writable()
-    return Plan(_new_record(config), None)
+    return Plan(new_record(config), None)
 
 
-def _new_record(config: Config) -> RunRecord:
+def new_record(config: Config) -> RunRecord:
     task = config.task
     causal = task.type == "causal-lm"
     return RunRecord(
@@ -154,7 +181,7 @@ def _new_record(config: Config) -> RunRecord:
     )
 
 
-def _save_adapter(peft_model, loaded: LoadedModel, run: RunDir, hub_id: str | None) -> None:
+def save_adapter(peft_model, tokenizer, run: RunDir, hub_id: str | None) -> None:
     """Save adapter and tokenizer next to the final folder, then swap them in: never half a folder.
 
     adapter_config.json names the base model by its Hub id, never by a local path. The embedding
@@ -162,10 +189,14 @@ def _save_adapter(peft_model, loaded: LoadedModel, run: RunDir, hub_id: str | No
     """
     staging = run.path / ".adapter.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    peft_model.peft_config["default"].base_model_name_or_path = hub_id
-    peft_model.save_pretrained(staging, save_embedding_layers=False)
+    peft_config = peft_model.peft_config["default"]
+    loaded_from, peft_config.base_model_name_or_path = peft_config.base_model_name_or_path, hub_id
+    try:
+        peft_model.save_pretrained(staging, save_embedding_layers=False)
+    finally:
+        peft_config.base_model_name_or_path = loaded_from  # the caller's model is left as it was
     (staging / "README.md").unlink(missing_ok=True)  # PEFT's placeholder card; hubcard writes the real one
-    loaded.tokenizer.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
     shutil.rmtree(run.adapter, ignore_errors=True)
     staging.rename(run.adapter)
 
@@ -205,8 +236,7 @@ def training_arguments(config: Config, run: RunDir, *, rows: int) -> TrainingArg
     from transformers import TrainingArguments
 
     user = dict(config.training)
-    provisional = TrainingArguments(output_dir=str(run.checkpoints), **user)
-    steps = _total_steps(provisional, rows)
+    steps = _total_steps(_base_arguments(config, run), rows)
     chosen: dict[str, Any] = {
         "logging_steps": max(1, steps // LOG_POINTS),
         "logging_first_step": True,
@@ -215,11 +245,22 @@ def training_arguments(config: Config, run: RunDir, *, rows: int) -> TrainingArg
         "save_total_limit": CHECKPOINTS_KEPT,
         "train_sampling_strategy": "group_by_length",  # batches of similar length: little padding
         "dataloader_pin_memory": torch.cuda.is_available(),
+        **environment.device_arguments(),
         **_precision_arguments(user),
     }
-    if user.get("gradient_checkpointing") and "gradient_checkpointing_kwargs" not in user:
+    if config.model.load_in_4bit:
+        chosen["gradient_checkpointing"] = True  # QLoRA's recipe: 4-bit weights and recomputed activations
+    if {**chosen, **user}.get("gradient_checkpointing") and "gradient_checkpointing_kwargs" not in user:
         chosen["gradient_checkpointing_kwargs"] = {"use_reentrant": False}  # works with frozen embeddings
     return TrainingArguments(output_dir=str(run.checkpoints), **{**chosen, **user})
+
+
+def _base_arguments(config: Config, run: RunDir) -> TrainingArguments:
+    """The user's TrainingArguments on hubcard's device. Building TrainingArguments sets up accelerate's
+    view of the processes anew (one, or those that `accelerate launch`/`torchrun` started)."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(output_dir=str(run.checkpoints), **{**environment.device_arguments(), **config.training})
 
 
 def _total_steps(arguments: TrainingArguments, rows: int) -> int:
@@ -235,10 +276,10 @@ def _precision_arguments(user: dict[str, Any]) -> dict[str, bool]:
 
     if "bf16" in user or "fp16" in user or not torch.cuda.is_available():
         return {}
-    return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+    return {environment.gpu_precision(): True}
 
 
-def _precision(arguments: TrainingArguments) -> str:
+def precision(arguments: TrainingArguments) -> str:
     return "bf16" if arguments.bf16 else "fp16" if arguments.fp16 else "fp32"
 
 
@@ -259,20 +300,22 @@ def _trainer(peft_model, loaded: LoadedModel, arguments: TrainingArguments, trai
     )
 
 
-def _training_facts(arguments: TrainingArguments, trainer, result, config: Config, checkpoint: str | None) -> TrainingFacts:
-    metrics = result.metrics
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+def training_facts(trainer, *, resumed_from: str | None = None) -> TrainingFacts:
+    """What the card says about training, from the Trainer's own state and arguments."""
+    state, arguments = trainer.state, trainer.args
+    summary = next((entry for entry in reversed(state.log_history) if "train_runtime" in entry), {})
+    losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
     return TrainingFacts(
         arguments_changed=changed_arguments(arguments),
         seed=arguments.seed,
-        global_steps=result.global_step,
-        epochs=float(trainer.state.epoch or 0.0),
-        runtime_seconds=metrics["train_runtime"],
-        samples_per_second=metrics.get("train_samples_per_second"),
-        steps_per_second=metrics.get("train_steps_per_second"),
+        global_steps=state.global_step,
+        epochs=float(state.epoch or 0.0),
+        runtime_seconds=float(summary.get("train_runtime", 0.0)),
+        samples_per_second=summary.get("train_samples_per_second"),
+        steps_per_second=summary.get("train_steps_per_second"),
         final_loss=losses[-1] if losses else None,
-        log_history=trainer.state.log_history,
-        resumed_from_checkpoint=checkpoint,
+        log_history=state.log_history,
+        resumed_from_checkpoint=resumed_from,
         gradient_checkpointing=bool(arguments.gradient_checkpointing),
         gradient_accumulation_steps=arguments.gradient_accumulation_steps,
     )
@@ -283,10 +326,10 @@ NOT_HYPERPARAMETERS = {"output_dir", "logging_dir", "run_name"}
 
 
 def changed_arguments(arguments: TrainingArguments) -> dict[str, Any]:
-    """The TrainingArguments of this run that differ from transformers' defaults."""
+    """The TrainingArguments of this run that differ from transformers' defaults on this device."""
     from transformers import TrainingArguments
 
-    defaults = TrainingArguments(output_dir=arguments.output_dir).to_dict()
+    defaults = TrainingArguments(output_dir=arguments.output_dir, **environment.device_arguments()).to_dict()
     return {
         name: value
         for name, value in arguments.to_dict().items()

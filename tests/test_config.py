@@ -157,7 +157,7 @@ def test_data_needs_exactly_one_source_and_files_for_its_splits(tmp_path):
     assert "exactly one" in problems_of(raw)["data"]
     raw = valid_config(tmp_path)
     raw["data"]["eval_split"] = "test"
-    assert problems_of(raw)["data.files"] == "no file for split 'test'"
+    assert problems_of(raw)["data.files"].startswith("no file for split 'test'; the splits it has files for are: train, validation")
 
 
 def test_missing_local_files_are_reported_before_anything_starts(tmp_path):
@@ -319,3 +319,15 @@ def test_init_writes_a_starter_config_that_validates(tmp_path):
     assert config.peft.method == "lora"
     again = run_hubcard("init", "config.yaml", cwd=tmp_path)
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_qlora_loads_the_base_model_in_4bit(tmp_path):
+    raw = valid_config(tmp_path)
+    raw["peft"]["method"] = "qlora"
+    config = validate_config(raw)
+    assert config.model.load_in_4bit and config.peft.peft_type == "LORA"
+    assert validate_config(config.to_dict()).model.load_in_4bit  # run.json's config says so too
+    raw["model"]["load_in_4bit"] = False
+    assert problems_of(raw) == {
+        "model.load_in_4bit": "peft.method qlora loads the base model in 4-bit; remove load_in_4bit: false, or use peft.method lora"
+    }

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hubcard import card, evaluation, training
-from hubcard.errors import RunDirError
+from hubcard.errors import ModelLoadError, RunDirError
 from hubcard.rundir import RunDir, read_jsonl
 from hubcard.tasks import NO_LABEL, Prompter, encode_for_causal_lm, match_label
 from tests.tiny import config_dict, make_config, tiny_model
@@ -274,3 +274,39 @@ def test_training_arguments_are_chosen_for_the_hardware_and_the_user_wins(bert, 
     assert arguments.train_sampling_strategy == "group_by_length" and arguments.save_total_limit == 2
     changed = training.changed_arguments(arguments)
     assert changed["logging_steps"] == 3 and "output_dir" not in changed
+
+
+# --- memory and 4-bit -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task_type", ["sequence-classification", "causal-lm"])
+def test_gradient_checkpointing_and_accumulation_train_every_adapter_layer_and_show_in_the_card(task_type, bert, llama, tmp_path):
+    from safetensors.torch import load_file
+
+    memory = {"gradient_checkpointing": True, "gradient_accumulation_steps": 2}
+    raw = config_dict(bert if task_type == "sequence-classification" else llama, task_type, tmp_path / "run", training=memory)
+    run = training.train(make_config(raw, tmp_path))
+    record = run.read()
+    assert record.training.gradient_checkpointing and record.training.gradient_accumulation_steps == 2
+    assert record.training.global_steps == 4 and record.training.epochs == 1.0  # 4 steps of 2 batches of 8: the 64 rows
+    # Gradients reached the LoRA layers inside the checkpointed blocks: every lora_B (zero at first) moved.
+    lora_b = [tensor for name, tensor in load_file(run.adapter / "adapter_model.safetensors").items() if "lora_B" in name]
+    assert lora_b and all(tensor.abs().sum() > 0 for tensor in lora_b)
+    text = card.render_run_card(run.path).read_text(encoding="utf-8")
+    assert "- **Gradient checkpointing:** on" in text and "gradients accumulated over 2 batches" in text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="refusing 4-bit loading needs a machine without CUDA")
+def test_qlora_without_cuda_is_refused_before_the_run_directory_is_touched(bert, tmp_path):
+    config = make_config(config_dict(bert, "sequence-classification", tmp_path / "run", peft={"method": "qlora", "r": 4}), tmp_path)
+    with pytest.raises(ModelLoadError, match=r"^model\.load_in_4bit: .*peft\.method: qlora.* lacks a CUDA GPU"):
+        training.train(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_4bit_training_checkpoints_gradients_unless_the_config_says_otherwise(bert, tmp_path):
+    raw = config_dict(bert, "sequence-classification", tmp_path / "run", peft={"method": "qlora", "r": 4})
+    chosen = training.training_arguments(make_config(raw, tmp_path), RunDir(tmp_path / "run"), rows=64)
+    assert chosen.gradient_checkpointing and chosen.gradient_checkpointing_kwargs == {"use_reentrant": False}
+    raw["training"]["gradient_checkpointing"] = False
+    assert not training.training_arguments(make_config(raw, tmp_path), RunDir(tmp_path / "run"), rows=64).gradient_checkpointing

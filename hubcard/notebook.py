@@ -1,0 +1,179 @@
+"""For adapters trained in a notebook: evaluate, document and publish them the way the CLI does.
+
+    from hubcard.notebook import document_adapter, publish_adapter
+
+    outcome = publish_adapter(
+        peft_model, tokenizer, eval_dataset, "runs/homework-3",
+        config={"data": {"label_names": ["negative", "positive"], "text_column": "sentence"},
+                "card": {"developed_by": "Ada", "license": "mit"},
+                "hub": {"repo_id": "ada/gpt2-sst2-lora"}},
+        trainer=trainer,   # optional: the Trainer that trained it, for the card's training section
+    )
+    print(outcome.summary())
+
+`document_adapter` writes a run directory like `hubcard train` does: the adapter and tokenizer,
+the evaluation data (as a JSON-lines file), and a run.json with the model's, adapter's and data's
+facts, plus the training facts the Trainer kept. `config` takes the sections of a config file
+(task, data, evaluation, card, hub, model) and is validated the same way; hubcard fills in the base
+model, the PEFT method and the data file. After that the CLI's own stages take over:
+`publish_adapter` evaluates, renders the card and publishes; `hubcard render-card RUN_DIR` and
+`hubcard publish RUN_DIR` work on the directory too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hubcard import environment
+from hubcard.config import TASK_TO_PEFT_TASK_TYPE, Config, DataSection, validate_config
+from hubcard.data import load_data
+from hubcard.errors import HubcardError, RunDirError
+from hubcard.models import LoadedModel, adapter_facts, base_model_hub_id, model_facts, resolve_source
+from hubcard.pipeline import PipelineOutcome, evaluate_and_publish
+from hubcard.rundir import RunDir, write_jsonl
+from hubcard.training import DEFAULT_SEED, new_record, precision, save_adapter, training_facts
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedTokenizerBase, Trainer
+
+EVAL_FILE = "eval.jsonl"
+NOTEBOOK_SECTIONS = ("model", "task", "data", "evaluation", "card", "hub")
+PEFT_TASK_TO_TASK = {peft: task for task, peft in TASK_TO_PEFT_TASK_TYPE.items()}
+
+
+def document_adapter(
+    model: PeftModel | str | Path,
+    tokenizer: PreTrainedTokenizerBase,
+    eval_data: Any,
+    run_dir: str | Path,
+    *,
+    config: Mapping[str, Any] | None = None,
+    trainer: Trainer | None = None,
+    overwrite: bool = False,
+) -> RunDir:
+    """Write the run directory of an adapter trained outside hubcard; nothing is evaluated yet.
+
+    `model` is a PeftModel or the folder it was saved to; `eval_data` a datasets.Dataset, a pandas
+    DataFrame or a list of rows, with the text and label columns that `config["data"]` names
+    (default `text` and `label`). Raises ConfigError, DataError or RunDirError saying what to fix.
+    """
+    return _document(model, tokenizer, eval_data, run_dir, config or {}, trainer, overwrite)[0]
+
+
+def publish_adapter(
+    model: PeftModel | str | Path,
+    tokenizer: PreTrainedTokenizerBase,
+    eval_data: Any,
+    run_dir: str | Path,
+    *,
+    config: Mapping[str, Any] | None = None,
+    trainer: Trainer | None = None,
+    overwrite: bool = False,
+    dry_run: bool = False,
+) -> PipelineOutcome:
+    """`document_adapter`, then the CLI's stages: evaluate base model and adapter, render the card,
+    publish (a dry run without a token or `hub.repo_id`)."""
+    run, settings = _document(model, tokenizer, eval_data, run_dir, config or {}, trainer, overwrite)
+    return evaluate_and_publish(run, settings.hub, dry_run=dry_run)
+
+
+def _document(model, tokenizer, eval_data, run_dir, config: Mapping[str, Any], trainer, overwrite: bool) -> tuple[RunDir, Config]:
+    run = RunDir(run_dir)
+    _claim(run, overwrite)
+    peft_model = _as_peft_model(model, config)
+    data_section = config.get("data") or {}
+    text_column = data_section.get("text_column", DataSection.model_fields["text_column"].default)
+    label_column = data_section.get("label_column", DataSection.model_fields["label_column"].default)
+    write_jsonl(run.path / "data" / EVAL_FILE, _rows(eval_data, text_column, label_column))
+    settings = _config(run, peft_model, config)  # validated after the data file exists: validation checks it
+    data = load_data(settings.data, seed=DEFAULT_SEED, with_train=False)
+    record = new_record(settings)
+    source = resolve_source(settings.model)
+    save_adapter(peft_model, tokenizer, run, base_model_hub_id(settings.model, source))
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    loaded = LoadedModel(model=peft_model.get_base_model(), tokenizer=tokenizer, source=source)
+    record.model = model_facts(settings.model, loaded, peft_model, base_parameters=total - trainable)  # the base is frozen
+    record.adapter = adapter_facts(settings.peft.method, run.adapter)
+    record.data = data.facts
+    if trainer is not None:
+        record.training = training_facts(trainer)
+        record.hardware = environment.hardware(precision(trainer.args), num_processes=trainer.args.world_size)
+    run.write(record)
+    return run, settings
+
+
+# --- the run directory ------------------------------------------------------------------------
+
+
+def _claim(run: RunDir, overwrite: bool) -> None:
+    if run.exists() and not overwrite:
+        raise RunDirError(f"{run.path} already holds a run; pass overwrite=True to replace it, or choose another run_dir")
+    if run.exists():
+        run.clear()
+    elif run.path.is_dir() and any(run.path.iterdir()):
+        raise RunDirError(f"{run.path} is not empty and holds no hubcard run; choose an empty or new run_dir")
+    run.check_writable()
+
+
+def _as_peft_model(model: PeftModel | str | Path, config: Mapping[str, Any]) -> PeftModel:
+    """The PeftModel itself, or the adapter in a folder loaded onto the base model it names."""
+    if not isinstance(model, (str, Path)):
+        return model
+    from peft import AutoPeftModelForCausalLM, AutoPeftModelForSequenceClassification, PeftConfig
+
+    folder = Path(model)
+    task = (config.get("task") or {}).get("type") or _task_type(PeftConfig.from_pretrained(folder))
+    auto_class = AutoPeftModelForCausalLM if task == "causal-lm" else AutoPeftModelForSequenceClassification
+    labels = (config.get("data") or {}).get("label_names")
+    options = {"num_labels": len(labels)} if labels and task != "causal-lm" else {}
+    try:
+        return auto_class.from_pretrained(folder, **options)
+    except (OSError, ValueError) as error:
+        raise HubcardError(f"cannot load the adapter in {folder}: {error}") from error
+
+
+def _config(run: RunDir, peft_model: PeftModel, given: Mapping[str, Any]) -> Config:
+    """The config of the run: the user's sections, with what the model and the run directory say."""
+    peft_config = peft_model.active_peft_config
+    base = str(peft_config.base_model_name_or_path or "")
+    task = _task_type(peft_config)
+    method = "dora" if getattr(peft_config, "use_dora", False) else str(peft_config.peft_type.value).lower()
+    unknown = set(given) - set(NOTEBOOK_SECTIONS)
+    if unknown:
+        raise HubcardError(
+            f"config: {', '.join(sorted(unknown))}: not a section for an adapter trained elsewhere; "
+            f"give {', '.join(NOTEBOOK_SECTIONS)} (the PEFT settings are read from the adapter)"
+        )
+    raw: dict[str, Any] = {name: dict(given.get(name) or {}) for name in NOTEBOOK_SECTIONS}
+    raw["model"].setdefault("name_or_path", base)
+    raw["task"].setdefault("type", task)
+    eval_file = str(run.path.resolve() / "data" / EVAL_FILE)
+    raw["data"] |= {"files": {"validation": eval_file}, "train_split": "validation", "eval_split": "validation"}
+    raw["peft"] = {"method": method}
+    raw["run_dir"] = str(run.path.resolve())
+    if not raw["data"].get("label_names"):
+        raise HubcardError("config['data']['label_names']: give the label names, in the order of the label ids")
+    return validate_config(raw, source="document_adapter(config=...)")
+
+
+def _task_type(peft_config) -> str:
+    task_type = getattr(peft_config.task_type, "value", peft_config.task_type)
+    return PEFT_TASK_TO_TASK.get(str(task_type), "sequence-classification")
+
+
+def _rows(eval_data: Any, text_column: str, label_column: str) -> list[dict[str, Any]]:
+    """The text and label of each evaluation row, JSON-ready."""
+    if hasattr(eval_data, "to_dict") and hasattr(eval_data, "columns"):  # a pandas DataFrame
+        eval_data = eval_data.to_dict(orient="records")
+    rows: Iterable[Mapping[str, Any]] = eval_data
+    out = []
+    for number, row in enumerate(rows, 1):
+        missing = [column for column in (text_column, label_column) if column not in row]
+        if missing:
+            raise HubcardError(f"eval_data row {number} has no column {missing[0]!r}; set config['data'] text_column/label_column")
+        label = row[label_column]
+        out.append({text_column: row[text_column], label_column: label if isinstance(label, str) else int(label)})  # numpy ints too
+    return out
