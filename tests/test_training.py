@@ -254,6 +254,20 @@ def test_label_word_scores_do_not_depend_on_the_batch(llama):
         assert scores[1, 1] == pytest.approx(by_hand, abs=1e-4)
 
 
+def test_classification_batches_hold_examples_of_similar_length(bert):
+    """Sorted by token count, longest first: a batch pads to its own longest example, not to a random one."""
+    from transformers import AutoTokenizer
+
+    from hubcard.tasks import encode_for_classification
+
+    tokenizer = AutoTokenizer.from_pretrained(bert)
+    texts = ["good", "a long and winding review of a film that never ends", "bad film", "fine", "dull, slow and far too long"]
+    encoded = [encode_for_classification(tokenizer, text, 64) for text in texts]
+    batches = list(evaluation._batches(encoded, 2, "sorting"))
+    lengths = [len(encoded[index]["input_ids"]) for batch in batches for index in batch]
+    assert lengths == sorted(lengths, reverse=True) and sorted(i for batch in batches for i in batch) == list(range(5))
+
+
 def test_examples_show_each_kind_in_turn_and_are_reproducible():
     references = [0, 0, 0, 0, 1, 1, 1, 1]
     base = [1, 1, 1, 0, 0, 1, 0, 1]
