@@ -116,9 +116,11 @@ def train_command(config, overrides, run_dir, resume, overwrite) -> None:
     """
     loaded = _load(config, overrides, run_dir)
     from hubcard import training
+    from hubcard.pipeline import is_main_process
 
     trained = training.train(loaded, resume=resume, overwrite=overwrite)
-    click.echo(f"Adapter saved in {trained.adapter}")
+    if is_main_process():  # once, not in each of the processes accelerate or torchrun started
+        click.echo(f"Adapter saved in {trained.adapter}")
 
 
 @cli.command("evaluate", context_settings=CONTEXT_SETTINGS)

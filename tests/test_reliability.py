@@ -450,8 +450,8 @@ def wait_for_a_checkpoint(run: RunDir, process: subprocess.Popen, timeout: float
     ids=["SIGINT", "SIGKILL"],
 )
 def test_training_killed_midway_resumes_to_the_configured_steps(bert, tmp_path, signal_number, returncode, says):
-    steps, every = 12, 4  # the kill lands just after the first checkpoint, long before the end
-    training = {"max_steps": steps, "save_steps": every}
+    steps, every = 120, 4  # the kill lands just after the first checkpoint, long before the end
+    training = {"max_steps": steps, "save_steps": every, "logging_steps": 1}
     config = write_config(config_dict(bert, "sequence-classification", tmp_path / "run", training=training), tmp_path)
     run = RunDir(tmp_path / "run")
     with (tmp_path / "stderr.txt").open("wb") as stderr:
