@@ -455,7 +455,14 @@ def test_training_killed_midway_resumes_to_the_configured_steps(bert, tmp_path, 
     config = write_config(config_dict(bert, "sequence-classification", tmp_path / "run", training=training), tmp_path)
     run = RunDir(tmp_path / "run")
     with (tmp_path / "stderr.txt").open("wb") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "hubcard", "train", str(config)], stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hubcard", "train", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            # A parent that ignores SIGINT (a shell's background job, a CI runner) passes SIG_IGN on,
+            # and Python then never raises KeyboardInterrupt: give the child what a terminal's Ctrl-C meets.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         try:
             wait_for_a_checkpoint(run, process)
             process.send_signal(signal_number)
