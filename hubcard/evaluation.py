@@ -4,14 +4,17 @@ Predictions are batched with the examples sorted by length (a batch pads to its 
 similar lengths waste little), under torch.inference_mode, and put back in the data's order: two
 evaluations of the same run give the same numbers. For causal-lm tasks, `score` reads the label
 words' log-likelihoods after the prompt (one forward pass per example when every label word is one
-token, one per example and label otherwise); `generate` decodes greedily and matches a label word
-in the answer.
+token, one per example and label otherwise, each continuing from the cached opening that all
+prompts share); `generate` decodes greedily and matches a label word in the answer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import inspect
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -212,30 +215,82 @@ class ScoringPredictor(_PromptPredictor):
 
         words = [self.prompter.word_ids(label) for label in range(self.label_count)]
         single_tokens = all(len(word) == 1 for word in words)
+        prompts = [self.prompter.prompt_ids(text, self.max_length) for text in texts]
         # Each row is a prompt, or a prompt followed by one label word; the word's tokens end the row.
-        rows: list[list[int]] = []
-        for text in texts:
-            prompt = self.prompter.prompt_ids(text, self.max_length)
-            rows += [prompt] if single_tokens else [prompt + word for word in words]
+        rows = prompts if single_tokens else [prompt + word for prompt in prompts for word in words]
         per_row = 1 if single_tokens else len(words)
+        width = max(len(word) for word in words)
+        selective = _projects_chosen_positions(model)
+        opening = _SharedOpening.of(model, prompts, self.precision) if selective else _SharedOpening(0, None)
         scores = np.zeros((len(texts), len(words)))
         for batch in _batches(rows, self.batch_size * per_row, description):
-            input_ids, attention_mask = _pad([rows[i] for i in batch], self.tokenizer.pad_token_id, left=False, device=_device(model))
+            input_ids, attention_mask = _pad(
+                [rows[i][opening.length :] for i in batch], self.tokenizer.pad_token_id, left=False, device=_device(model)
+            )
+            # The positions whose logits predict the word: after the prompt, or the `width` before the
+            # row's last token (a shorter word's are the last of them).
+            last = attention_mask.sum(-1, keepdim=True) - 1
+            positions = last if single_tokens else (last - width + torch.arange(width, device=last.device)).clamp(min=0)
             with _inference(model, self.precision):
-                logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-            # Prompt-learning adapters put virtual tokens before the input: index positions from the end.
-            ends = attention_mask.sum(-1) - input_ids.shape[1] + logits.shape[1]
+                if selective:  # the vocabulary projection for these positions only: most of its work saved
+                    logits = model(**opening.continued_by(input_ids, attention_mask), logits_to_keep=positions).logits
+                else:  # prompt-learning adapters put virtual tokens first: positions count from the end
+                    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+                    positions = positions + logits.shape[1] - input_ids.shape[1]
+                    logits = torch.take_along_dim(logits, positions[..., None], dim=1)
+            log_probs = logits.float().log_softmax(-1)
             for position, row in enumerate(batch):
                 example, label = divmod(row, per_row)
-                # log_softmax over the positions that predict the word only, not over the whole batch
                 if single_tokens:
-                    log_probs = logits[position, ends[position] - 1].float().log_softmax(-1)
-                    scores[example] = log_probs[[word[0] for word in words]].cpu().numpy()
+                    scores[example] = log_probs[position, 0, [word[0] for word in words]].cpu().numpy()
                 else:
-                    word = torch.tensor(words[label], device=logits.device)
-                    span = logits[position, ends[position] - len(word) - 1 : ends[position] - 1].float().log_softmax(-1)
+                    word = torch.tensor(words[label], device=log_probs.device)
+                    span = log_probs[position, width - len(word) :]
                     scores[example, label] = span.gather(1, word.unsqueeze(1)).sum().item()
         return scores
+
+
+@dataclass(frozen=True)
+class _SharedOpening:
+    """The tokens every prompt starts with (chat template, system prompt, instruction), run through the
+    model once: each batch continues from a copy of their key/value cache instead of recomputing them."""
+
+    length: int
+    cache: Any
+
+    @classmethod
+    def of(cls, model, prompts: list[list[int]], precision: str) -> _SharedOpening:
+        import torch
+
+        # The last prompt token is never shared: its logits predict the label word.
+        length = min(len(os.path.commonprefix(prompts)), min(len(prompt) for prompt in prompts) - 1)
+        if length == 0:
+            return cls(0, None)
+        with _inference(model, precision):
+            opening = torch.tensor([prompts[0][:length]], device=_device(model))
+            return cls(length, model(input_ids=opening, use_cache=True).past_key_values)
+
+    def continued_by(self, input_ids, attention_mask) -> dict[str, Any]:
+        """The model's inputs for rows that follow the opening (`input_ids` without it)."""
+        import torch
+
+        if self.cache is None:
+            return {"input_ids": input_ids, "attention_mask": attention_mask}
+        rows = input_ids.shape[0]
+        cache = copy.deepcopy(self.cache)
+        cache.batch_repeat_interleave(rows)
+        opening_mask = attention_mask.new_ones(rows, self.length)
+        return {"input_ids": input_ids, "attention_mask": torch.cat([opening_mask, attention_mask], 1), "past_key_values": cache}
+
+
+def _projects_chosen_positions(model) -> bool:
+    """Whether the model's forward pass takes `logits_to_keep` (most transformers causal LMs) and no
+    prompt-learning adapter shifts the positions by putting virtual tokens before the input."""
+    peft_config = getattr(model, "active_peft_config", None)
+    if peft_config is not None and peft_config.is_prompt_learning:
+        return False
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
 def _batches(items: Sequence[Any], batch_size: int, description: str) -> Iterator[list[int]]:

@@ -233,18 +233,21 @@ def test_generated_answers_are_matched_to_the_first_label_word(answer, expected)
 
 
 def test_label_word_scores_do_not_depend_on_the_batch(llama):
-    """Multi-token label words (one row per label) and single-token ones (one row per example)."""
+    """Multi-token label words (one row per label) and single-token ones (one row per example), in
+    batches that continue from the prompts' shared opening."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(llama)
     model = AutoModelForCausalLM.from_pretrained(llama).eval()
     texts = ["a", "a much longer review of a film that goes on", "fine", "terrible acting and a weak plot"]
-    for words in (["negative", "positive"], ["thumbs down", "a thumbs up"]):
+    for words in (["negative", "positive"], ["thumbs down", "a thumbs up"], ["thumbs down", "thumbs up"]):
         prompter = Prompter(tokenizer, "{text}", words)
         batched = evaluation.ScoringPredictor(tokenizer, 64, 4, 2, prompter=prompter, max_new_tokens=4)
         single = evaluation.ScoringPredictor(tokenizer, 64, 1, 2, prompter=prompter, max_new_tokens=4)
         scores = batched.label_scores(model, texts, "batched")
         assert np.allclose(scores, single.label_scores(model, texts, "one by one"), atol=1e-4)
+        # Alone, a text's whole prompt is the opening every prompt shares (computed once, then cached).
+        assert np.allclose(scores[1:2], batched.label_scores(model, texts[1:2], "alone"), atol=1e-4)
         # The same numbers by hand: the summed log-probabilities of the word's tokens after the prompt.
         prompt = prompter.prompt_ids(texts[1], 64)
         word = prompter.word_ids(1)
@@ -252,6 +255,25 @@ def test_label_word_scores_do_not_depend_on_the_batch(llama):
             log_probs = model(input_ids=torch.tensor([prompt + word])).logits[0].log_softmax(-1)
         by_hand = sum(log_probs[len(prompt) - 1 + i, token].item() for i, token in enumerate(word))
         assert scores[1, 1] == pytest.approx(by_hand, abs=1e-4)
+
+
+def test_label_word_scores_after_a_prompt_tuning_adapters_virtual_tokens(llama):
+    """Prompt tuning puts virtual tokens before the input: the scores are read after the prompt all the same."""
+    from peft import PromptTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(llama)
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(llama), PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5)).eval()
+    texts = ["fine", "a much longer review of a film that goes on"]
+    for words in (["negative", "positive"], ["thumbs down", "a thumbs up"]):
+        prompter = Prompter(tokenizer, "{text}", words)
+        scores = evaluation.ScoringPredictor(tokenizer, 64, 2, 2, prompter=prompter, max_new_tokens=4).label_scores(model, texts, "scores")
+        prompt, word = prompter.prompt_ids(texts[0], 64), prompter.word_ids(0)
+        with torch.inference_mode():
+            log_probs = model(input_ids=torch.tensor([prompt + word])).logits[0, 5:].log_softmax(-1)
+        by_hand = sum(log_probs[len(prompt) - 1 + i, token].item() for i, token in enumerate(word))
+        assert scores[0, 0] == pytest.approx(by_hand, abs=1e-4)
 
 
 def test_classification_batches_hold_examples_of_similar_length(bert):
