@@ -4,8 +4,9 @@ Predictions are batched with the examples sorted by length (a batch pads to its 
 similar lengths waste little), under torch.inference_mode, and put back in the data's order: two
 evaluations of the same run give the same numbers. For causal-lm tasks, `score` reads the label
 words' log-likelihoods after the prompt (one forward pass per example when every label word is one
-token, one per example and label otherwise, each continuing from the cached opening that all
-prompts share); `generate` decodes greedily and matches a label word in the answer.
+token, one per example and label otherwise); `generate` decodes greedily and matches a label word
+in the answer. Both run the opening that all prompts share (chat template, system prompt,
+instruction) once, and each batch continues from its key/value cache.
 """
 
 from __future__ import annotations
@@ -171,19 +172,20 @@ class _PromptPredictor(Predictor):
     def generate(self, model, texts: list[str], description: str) -> list[str]:
         """Greedy answers to the prompts, without the prompt and special tokens."""
         prompts = [self.prompter.prompt_ids(text, self.max_length) for text in texts]
+        opening = _SharedOpening.of(model, prompts, self.precision)
         pad_id = self.tokenizer.pad_token_id
         answers = [""] * len(texts)
         for batch in _batches(prompts, self.batch_size, description):
-            input_ids, attention_mask = _pad([prompts[i] for i in batch], pad_id, left=True, device=_device(model))
+            rest = [prompts[i][opening.length :] for i in batch]
+            input_ids, attention_mask = _pad(rest, pad_id, left=True, device=_device(model))
             with _inference(model, self.precision):
                 output = model.generate(
-                    input_ids=input_ids,
-                    attention_mask=attention_mask,
+                    **opening.prepended_to(input_ids, attention_mask),
                     max_new_tokens=self.max_new_tokens,
                     do_sample=False,
                     pad_token_id=pad_id,
                 )
-            for index, tokens in zip(batch, output[:, input_ids.shape[1] :]):
+            for index, tokens in zip(batch, output[:, opening.length + input_ids.shape[1] :]):
                 answers[index] = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
         return answers
 
@@ -220,8 +222,8 @@ class ScoringPredictor(_PromptPredictor):
         rows = prompts if single_tokens else [prompt + word for prompt in prompts for word in words]
         per_row = 1 if single_tokens else len(words)
         width = max(len(word) for word in words)
+        opening = _SharedOpening.of(model, prompts, self.precision)
         selective = _projects_chosen_positions(model)
-        opening = _SharedOpening.of(model, prompts, self.precision) if selective else _SharedOpening(0, None)
         scores = np.zeros((len(texts), len(words)))
         for batch in _batches(rows, self.batch_size * per_row, description):
             input_ids, attention_mask = _pad(
@@ -231,11 +233,12 @@ class ScoringPredictor(_PromptPredictor):
             # row's last token (a shorter word's are the last of them).
             last = attention_mask.sum(-1, keepdim=True) - 1
             positions = last if single_tokens else (last - width + torch.arange(width, device=last.device)).clamp(min=0)
+            inputs = opening.continued_by(input_ids, attention_mask)
             with _inference(model, self.precision):
                 if selective:  # the vocabulary projection for these positions only: most of its work saved
-                    logits = model(**opening.continued_by(input_ids, attention_mask), logits_to_keep=positions).logits
+                    logits = model(**inputs, logits_to_keep=positions).logits
                 else:  # prompt-learning adapters put virtual tokens first: positions count from the end
-                    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+                    logits = model(**inputs).logits
                     positions = positions + logits.shape[1] - input_ids.shape[1]
                     logits = torch.take_along_dim(logits, positions[..., None], dim=1)
             log_probs = logits.float().log_softmax(-1)
@@ -255,42 +258,60 @@ class _SharedOpening:
     """The tokens every prompt starts with (chat template, system prompt, instruction), run through the
     model once: each batch continues from a copy of their key/value cache instead of recomputing them."""
 
-    length: int
+    tokens: list[int]
     cache: Any
+
+    @property
+    def length(self) -> int:
+        return len(self.tokens)
 
     @classmethod
     def of(cls, model, prompts: list[list[int]], precision: str) -> _SharedOpening:
         import torch
 
-        # The last prompt token is never shared: its logits predict the label word.
+        # The last prompt token is never shared: its logits predict the label word or the answer.
         length = min(len(os.path.commonprefix(prompts)), min(len(prompt) for prompt in prompts) - 1)
-        if length == 0:
-            return cls(0, None)
+        if length == 0 or _prompt_learning(model):  # virtual tokens must come first, before the opening
+            return cls([], None)
+        tokens = prompts[0][:length]
         with _inference(model, precision):
-            opening = torch.tensor([prompts[0][:length]], device=_device(model))
-            return cls(length, model(input_ids=opening, use_cache=True).past_key_values)
+            return cls(tokens, model(input_ids=torch.tensor([tokens], device=_device(model)), use_cache=True).past_key_values)
 
     def continued_by(self, input_ids, attention_mask) -> dict[str, Any]:
-        """The model's inputs for rows that follow the opening (`input_ids` without it)."""
+        """A forward pass's inputs for rows that follow the opening (`input_ids` without it)."""
+        return {"input_ids": input_ids, **self._cached(attention_mask)}
+
+    def prepended_to(self, input_ids, attention_mask) -> dict[str, Any]:
+        """generate's inputs: the opening's tokens, then `input_ids`; generate skips what the cache holds."""
+        import torch
+
+        opening = torch.tensor(self.tokens, dtype=input_ids.dtype, device=input_ids.device).expand(input_ids.shape[0], -1)
+        return {"input_ids": torch.cat([opening, input_ids], 1), **self._cached(attention_mask)}
+
+    def _cached(self, attention_mask) -> dict[str, Any]:
+        """The attention mask over the opening and the rows, and a copy of the cache for each row."""
         import torch
 
         if self.cache is None:
-            return {"input_ids": input_ids, "attention_mask": attention_mask}
-        rows = input_ids.shape[0]
+            return {"attention_mask": attention_mask}
+        rows = attention_mask.shape[0]
         cache = copy.deepcopy(self.cache)
         cache.batch_repeat_interleave(rows)
-        opening_mask = attention_mask.new_ones(rows, self.length)
-        return {"input_ids": input_ids, "attention_mask": torch.cat([opening_mask, attention_mask], 1), "past_key_values": cache}
+        whole_mask = torch.cat([attention_mask.new_ones(rows, self.length), attention_mask], 1)
+        return {"attention_mask": whole_mask, "past_key_values": cache}
 
 
 def _projects_chosen_positions(model) -> bool:
     """Whether the model's forward pass takes `logits_to_keep` (most transformers causal LMs) and no
     prompt-learning adapter shifts the positions by putting virtual tokens before the input."""
-    peft_config = getattr(model, "active_peft_config", None)
-    if peft_config is not None and peft_config.is_prompt_learning:
-        return False
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
+    return not _prompt_learning(model) and "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def _prompt_learning(model) -> bool:
+    """Whether the model's active adapter learns virtual tokens that go before the input (prompt tuning)."""
+    peft_config = getattr(model, "active_peft_config", None)
+    return peft_config is not None and peft_config.is_prompt_learning
 
 
 def _batches(items: Sequence[Any], batch_size: int, description: str) -> Iterator[list[int]]:

@@ -257,6 +257,25 @@ def test_label_word_scores_do_not_depend_on_the_batch(llama):
         assert scores[1, 1] == pytest.approx(by_hand, abs=1e-4)
 
 
+def test_generated_answers_do_not_depend_on_the_batch(llama):
+    """Left-padded batches that continue from the prompts' cached opening answer as each prompt alone."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(llama)
+    model = AutoModelForCausalLM.from_pretrained(llama).eval()
+    texts = ["a", "a much longer review of a film that goes on", "fine", "terrible acting and a weak plot"]
+    prompter = Prompter(tokenizer, "Sentiment of: {text}", ["negative", "positive"])
+    predictor = evaluation.GeneratingPredictor(tokenizer, 64, 4, 2, prompter=prompter, max_new_tokens=6)
+    answers = predictor.generate(model, texts, "batched")
+    for text, answer in zip(texts, answers):
+        prompt = prompter.prompt_ids(text, 64)
+        with torch.inference_mode():
+            alone = model.generate(
+                input_ids=torch.tensor([prompt]), max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        assert answer == tokenizer.decode(alone[0, len(prompt) :], skip_special_tokens=True).strip()
+
+
 def test_label_word_scores_after_a_prompt_tuning_adapters_virtual_tokens(llama):
     """Prompt tuning puts virtual tokens before the input: the scores are read after the prompt all the same."""
     from peft import PromptTuningConfig, get_peft_model
@@ -264,11 +283,13 @@ def test_label_word_scores_after_a_prompt_tuning_adapters_virtual_tokens(llama):
 
     tokenizer = AutoTokenizer.from_pretrained(llama)
     torch.manual_seed(0)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(llama), PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5)).eval()
+    prompt_tuning = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(llama), prompt_tuning).eval()
     texts = ["fine", "a much longer review of a film that goes on"]
     for words in (["negative", "positive"], ["thumbs down", "a thumbs up"]):
         prompter = Prompter(tokenizer, "{text}", words)
-        scores = evaluation.ScoringPredictor(tokenizer, 64, 2, 2, prompter=prompter, max_new_tokens=4).label_scores(model, texts, "scores")
+        predictor = evaluation.ScoringPredictor(tokenizer, 64, 2, 2, prompter=prompter, max_new_tokens=4)
+        scores = predictor.label_scores(model, texts, "scores")
         prompt, word = prompter.prompt_ids(texts[0], 64), prompter.word_ids(0)
         with torch.inference_mode():
             log_probs = model(input_ids=torch.tensor([prompt + word])).logits[0, 5:].log_softmax(-1)
