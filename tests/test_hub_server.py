@@ -107,3 +107,55 @@ def test_injected_faults_and_received_bytes_are_reported(hub, alice):
     assert hub.bytes_received("lfs_upload") == 5000
     with pytest.raises(ValueError, match="unknown request kind"):
         hub.fail("comit", status=500)
+
+
+def test_models_are_listed_by_author_page_by_page_private_ones_to_their_owner(hub, alice, monkeypatch):
+    monkeypatch.setattr("tests.hub.server.PAGE_SIZE", 2)
+    for name in ("b", "c", "d"):
+        alice.create_repo(f"alice/{name}")
+    alice.create_repo("alice/hidden", private=True)
+    HfApi(token=hub.add_user("bob")).create_repo("bob/other")
+
+    listed = [model.id for model in alice.list_models(author="alice")]
+    assert listed == ["alice/b", "alice/c", "alice/d", "alice/hidden", REPO]
+    assert len(hub.requests("list_models")) == 3  # two per page, the next one through the Link header
+    assert [model.id for model in HfApi(token=False).list_models(author="alice")] == ["alice/b", "alice/c", "alice/d", REPO]
+    assert [model.id for model in alice.list_models(author="alice", search="hid")] == ["alice/hidden"]
+    assert list(alice.list_models(author="nobody")) == []
+
+
+def test_pull_requests_through_the_discussions_api(hub, alice):
+    """create_commit(create_pr=True) and create_pull_request, commits to refs/pr/N by their author,
+    comments, status changes and a merge, read back through huggingface_hub."""
+    bob = HfApi(token=hub.add_user("bob"))
+    opened = bob.create_commit(REPO, [CommitOperationAdd("a.txt", b"bob")], commit_message="Add a.txt", commit_description="Bob's text", create_pr=True)
+    draft = bob.create_pull_request(REPO, "An empty draft", description="Later")
+    alice.create_discussion(REPO, "A question")
+
+    assert draft.num == 2 and draft.status == "draft" and draft.target_branch == "refs/heads/main"
+    pulls = list(alice.get_repo_discussions(REPO, discussion_type="pull_request"))
+    assert [(p.num, p.title, p.status, p.author) for p in pulls] == [(2, "An empty draft", "draft", "bob"), (1, "Add a.txt", "open", "bob")]
+    assert [d.num for d in alice.get_repo_discussions(REPO, discussion_type="discussion")] == [3]
+    details = alice.get_discussion_details(REPO, opened.pr_num)
+    assert [event.type for event in details.events] == ["comment", "commit"] and details.events[0].content == "Bob's text"
+
+    bob.create_commit(REPO, [CommitOperationAdd("b.txt", b"more")], commit_message="Add b.txt", revision=draft.git_reference)
+    with pytest.raises(HfHubHTTPError) as raised:  # only the author (or the owner) pushes to a pull request
+        HfApi(token=hub.add_user("carol")).create_commit(REPO, [CommitOperationAdd("c.txt", b"x")], commit_message="c", revision="refs/pr/1")
+    assert raised.value.response.status_code == 403
+    assert alice.get_discussion_details(REPO, 2).status == "open"
+    alice.comment_discussion(REPO, 2, "Thanks!")
+    with pytest.raises(HfHubHTTPError):
+        HfApi(token=hub.add_user("carol")).change_discussion_status(REPO, 2, "closed")
+    bob.change_discussion_status(REPO, 2, "closed", comment="Not needed")
+    assert [event.type for event in alice.get_discussion_details(REPO, 2).events] == ["comment", "commit", "comment", "status-change", "comment"]
+    assert [p.num for p in alice.get_repo_discussions(REPO, discussion_status="open")] == [3, 1]
+
+    alice.merge_pull_request(REPO, 1)
+    assert hub.files(REPO)["a.txt"] == b"bob" and alice.get_discussion_details(REPO, 1).status == "merged"
+    with pytest.raises(HfHubHTTPError) as raised:
+        bob.create_commit(REPO, [CommitOperationAdd("a.txt", b"late")], commit_message="late", revision="refs/pr/1")
+    assert raised.value.response.status_code == 403
+    alice.create_repo("alice/secret", private=True)
+    with pytest.raises(RepositoryNotFoundError):
+        list(bob.get_repo_discussions("alice/secret"))

@@ -1,7 +1,8 @@
 """A Hugging Face Hub-compatible HTTP server on 127.0.0.1 for the real huggingface_hub client.
 
 It answers the requests huggingface_hub 2.4 makes to publish and download a model repo (with Xet
-off: HF_HUB_DISABLE_XET=1), and is strict where the Hub is: a Bearer token for every write, writes
+off: HF_HUB_DISABLE_XET=1), to list a user's models and to use the discussions and pull requests of a
+repo, and is strict where the Hub is: a Bearer token for every write, writes
 only to the token user's namespace, private repos invisible (404) to anyone else, LFS uploads checked
 against their sha256 and size, binary files refused outside LFS, a commit refused when its
 parentCommit is not the branch head. Errors carry the X-Error-Code / X-Error-Message headers from
@@ -24,12 +25,11 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlencode
 
 import yaml
 
@@ -38,6 +38,7 @@ from tests.hub.state import (
     Blob,
     Commit,
     CommitRejected,
+    Discussion,
     Fault,
     FileAdd,
     FileDelete,
@@ -45,6 +46,9 @@ from tests.hub.state import (
     Repo,
     RequestRecord,
     Token,
+    comment_event,
+    date_text,
+    event,
     git_blob_oid,
 )
 
@@ -55,7 +59,10 @@ INVALID_TOKEN = "Invalid credentials in Authorization header"
 KINDS = (
     "whoami", "create_repo", "delete_repo", "repo_info", "preupload", "lfs_batch", "lfs_upload", "lfs_verify",
     "commit", "validate_yaml", "tree", "paths_info", "refs", "commits", "branch", "resolve",
+    "list_models", "discussions", "discussion", "create_discussion", "discussion_change",
 )  # fmt: skip
+PAGE_SIZE = 50
+"""Models per page of `GET /api/models` (the rest through the Link header), discussions per page."""
 
 
 class HubError(Exception):
@@ -235,12 +242,13 @@ class HubServer:
             raise HubError(401 if token is None else 404, "Repository not found", "RepoNotFound")
         return repo
 
-    def writable(self, repo_id: str, token: Token | None, *, pull_request: bool = False) -> Repo:
-        """The repo, if `token` may write to it (or, for a pull request, read it)."""
+    def writable(self, repo_id: str, token: Token | None, *, pull_request: bool = False, revision: str | None = None) -> Repo:
+        """The repo, if `token` may write to it (or, for a pull request, read it; for a commit to
+        `revision` refs/pr/N, be that pull request's author)."""
         if token is None:
             raise HubError(401, f"You must be authenticated to write to {repo_id}")
         repo = self.readable(repo_id, token)
-        if pull_request:
+        if pull_request or _pull_request_author(repo, revision) == token.user:
             return repo
         if token.user != repo.owner:
             raise HubError(403, f"You don't have the rights to write to {repo_id}: it belongs to {repo.owner}")
@@ -311,8 +319,8 @@ def repo_info(hub: HubServer, request: Request, arguments: list[str]) -> Respons
             "private": repo.private,
             "disabled": False,
             "gated": False,
-            "lastModified": _date(commit.date),
-            "createdAt": _date(repo.created_at),
+            "lastModified": date_text(commit.date),
+            "createdAt": date_text(repo.created_at),
             "tags": [],
             "siblings": siblings,
         }
@@ -321,7 +329,7 @@ def repo_info(hub: HubServer, request: Request, arguments: list[str]) -> Respons
 
 def preupload(hub: HubServer, request: Request, arguments: list[str]) -> Response:
     repo_id, revision = arguments
-    repo = hub.writable(repo_id, request.token, pull_request=request.flag("create_pr"))
+    repo = hub.writable(repo_id, request.token, pull_request=request.flag("create_pr"), revision=revision)
     commit = hub.commit_at(repo, revision)
     answers = []
     for entry in request.json().get("files", []):
@@ -342,7 +350,7 @@ def lfs_batch(hub: HubServer, request: Request, arguments: list[str]) -> Respons
     repo_id = arguments[0]
     payload = request.json()
     branch = (payload.get("ref") or {}).get("name")
-    repo = hub.writable(repo_id, request.token, pull_request=branch is None)
+    repo = hub.writable(repo_id, request.token, pull_request=branch is None, revision=branch)
     if payload.get("operation") != "upload" or payload.get("hash_algo", "sha256") != "sha256":
         raise HubError(400, "the loopback Hub takes sha256 LFS uploads only")
     if "basic" not in payload.get("transfers", ["basic"]):
@@ -396,7 +404,7 @@ def lfs_verify(hub: HubServer, request: Request, arguments: list[str]) -> Respon
 def commit(hub: HubServer, request: Request, arguments: list[str]) -> Response:
     repo_id, revision = arguments
     create_pr = request.flag("create_pr")
-    repo = hub.writable(repo_id, request.token, pull_request=create_pr)
+    repo = hub.writable(repo_id, request.token, pull_request=create_pr, revision=revision)
     header, operations = _commit_operations(hub, request.body)
     if not header.get("summary"):
         raise HubError(400, "the commit summary (title) is empty")
@@ -476,7 +484,7 @@ def commits(hub: HubServer, request: Request, arguments: list[str]) -> Response:
     hub.commit_at(repo, revision)
     return Response.json(
         [
-            {"id": c.oid, "title": c.title, "message": c.message, "authors": [{"user": c.author}], "date": _date(c.date)}
+            {"id": c.oid, "title": c.title, "message": c.message, "authors": [{"user": c.author}], "date": date_text(c.date)}
             for c in repo.history(revision)
         ]
     )
@@ -514,12 +522,166 @@ def resolve(hub: HubServer, request: Request, arguments: list[str]) -> Response:
     return Response(status, content, headers)  # for HEAD, only the headers (with the Content-Length) are sent
 
 
+# --- listing models; discussions and pull requests ----------------------------------------------------
+
+
+def list_models(hub: HubServer, request: Request, _: list[str]) -> Response:
+    """`GET /api/models?author=&search=&limit=`: the repos this token can see, by id, PAGE_SIZE (or
+    `limit`) a page; the next page's URL in the Link header, as the Hub pages (huggingface_hub's paginate)."""
+    author, search = request.param("author"), (request.param("search") or "").lower()
+    visible = [
+        repo
+        for repo_id, repo in sorted(hub.state.repos.items())
+        if (author is None or repo.owner == author)
+        and search in repo_id.lower()
+        and (not repo.private or (request.token is not None and request.token.user == repo.owner))
+    ]
+    start = int(request.param("cursor") or 0)
+    size = int(request.param("limit") or PAGE_SIZE)
+    page = visible[start : start + size]
+    headers = {}
+    if start + size < len(visible):
+        query = urlencode({key: values[0] for key, values in request.query.items() if key != "cursor"} | {"cursor": start + size})
+        headers["Link"] = f'<{hub.endpoint}/api/models?{query}>; rel="next"'
+    return Response.json([_model_item(repo) for repo in page], headers=headers)
+
+
+def discussions(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    """`GET .../discussions?type=&status=&author=&p=`: newest first, PAGE_SIZE a page; status `open`
+    takes drafts too."""
+    repo = hub.readable(arguments[0], request.token)
+    kind, status, author = request.param("type") or "all", request.param("status") or "all", request.param("author")
+    listed = [
+        item
+        for _, item in sorted(repo.discussions.items(), reverse=True)
+        if (kind == "all" or item.is_pull_request == (kind == "pull_request"))
+        and (status == "all" or (item.status in ("open", "draft")) == (status == "open"))
+        and (author is None or item.author == author)
+    ]
+    start = int(request.param("p") or 0) * PAGE_SIZE
+    page = [_discussion_item(repo, item) for item in listed[start : start + PAGE_SIZE]]
+    closed = sum(item.status not in ("open", "draft") for item in repo.discussions.values())
+    return Response.json({"discussions": page, "count": len(listed), "start": start, "numClosedDiscussions": closed})
+
+
+def discussion(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    repo = hub.readable(arguments[0], request.token)
+    item = _discussion(repo, arguments[1])
+    answer = _discussion_item(repo, item) | {"events": item.events}
+    if item.is_pull_request:
+        answer |= {"changes": {"base": f"refs/heads/{item.base}", "mergeCommitId": item.merge_commit}, "filesWithConflicts": []}
+    return Response.json(answer)
+
+
+def create_discussion(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    """Anyone authenticated who can read the repo may open one; a pull request opened this way is a
+    draft until its first commit to refs/pr/N."""
+    repo = hub.writable(arguments[0], request.token, pull_request=True)
+    payload = request.json()
+    title = str(payload.get("title") or "").strip()
+    if not 3 <= len(title) <= 200:
+        raise HubError(400, "The title must be between 3 and 200 characters long")
+    pull_request = bool(payload.get("pullRequest"))
+    assert request.token is not None
+    opened = hub.state.open_discussion(
+        repo, title, str(payload.get("description") or ""), request.token.user, pull_request=pull_request,
+        status="draft" if pull_request else "open",
+    )  # fmt: skip
+    return Response.json({"num": opened.num, "url": f"{hub.endpoint}/{repo.repo_id}/discussions/{opened.num}"})
+
+
+def discussion_change(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    """`POST .../discussions/{num}/{comment|status|title|merge}`: anyone who can read comments; the
+    author or the repo's owner changes the status or the title; the owner (write role) merges."""
+    repo_id, number, change = arguments
+    repo = hub.writable(repo_id, request.token, pull_request=True)
+    item = _discussion(repo, number)
+    assert request.token is not None
+    user, payload = request.token.user, request.json() if request.body else {}
+    if change == "comment":
+        text = str(payload.get("comment") or "").strip()
+        if not text:
+            raise HubError(400, "The comment is empty")
+        item.events.append(comment_event(user, text))
+        return Response.json({"newMessage": item.events[-1]})
+    if change == "merge":
+        hub.writable(repo_id, request.token)
+        _merge(hub, repo, item, user)
+        return Response.json({})
+    if user not in (item.author, repo.owner):
+        raise HubError(403, f"Only the author of #{item.num} or the owner of {repo_id} may change it")
+    if change == "title":
+        title = str(payload.get("title") or "").strip()
+        item.events.append(event("title-change", user, {"from": item.title, "to": title}))
+        item.title = title
+        return Response.json({"newTitle": item.events[-1]})
+    status = payload.get("status")
+    if status not in ("open", "closed") or item.status == "merged":
+        raise HubError(400, f"Cannot change the status of #{item.num} ({item.status}) to {status!r}")
+    item.status = status
+    item.events.append(event("status-change", user, {"status": status}))
+    if payload.get("comment"):
+        item.events.append(comment_event(user, str(payload["comment"])))
+    return Response.json({"newStatus": next(e for e in reversed(item.events) if e["type"] == "status-change")})
+
+
+def _merge(hub: HubServer, repo: Repo, item: Discussion, user: str) -> None:
+    """Apply the pull request's changes (its head against the commit it started from) on its target
+    branch in one commit; 409 when the branch changed the same files since."""
+    if not item.is_pull_request or item.status != "open" or item.base is None or item.base_oid is None:
+        raise HubError(400, f"#{item.num} is not an open pull request with commits")
+    start, head = repo.commits[item.base_oid].files, repo.commits[repo.pull_requests[item.num]].files
+    branch = repo.commits[repo.branches[item.base]]
+    changed = {path for path in {*start, *head} if start.get(path) != head.get(path)}
+    conflicts = sorted(path for path in changed if branch.files.get(path) not in (start.get(path), head.get(path)))
+    if conflicts:
+        raise HubError(409, f"Merge conflict in {', '.join(conflicts)}")
+    operations: list[FileAdd | FileDelete] = [
+        FileAdd(path, blob.sha256, blob.size, blob.lfs, blob.git_oid) if (blob := head.get(path)) else FileDelete(path, False)
+        for path in sorted(changed)
+        if branch.files.get(path) != head.get(path)
+    ]
+    made, _ = hub.state.commit(
+        repo, item.base, operations, title=f"Merge pull request #{item.num}: {item.title}", description="",
+        author=user, parent_commit=None, create_pr=False,
+    )  # fmt: skip
+    item.status, item.merge_commit = "merged", made.oid
+    item.events.append(event("status-change", user, {"status": "merged"}))
+
+
+def _discussion(repo: Repo, number: str) -> Discussion:
+    item = repo.discussions.get(int(number)) if number.isdigit() else None
+    if item is None:
+        raise HubError(404, f"Discussion #{number} not found in {repo.repo_id}")
+    return item
+
+
+def _discussion_item(repo: Repo, item: Discussion) -> dict[str, Any]:
+    comments = sum(event["type"] == "comment" for event in item.events)
+    return {
+        "num": item.num, "title": item.title, "status": item.status, "createdAt": date_text(item.created_at),
+        "isPullRequest": item.is_pull_request, "author": {"name": item.author}, "repo": {"name": repo.repo_id, "type": "model"},
+        "numComments": comments, "pinned": False, "topReactions": [],
+    }  # fmt: skip
+
+
+def _model_item(repo: Repo) -> dict[str, Any]:
+    head = repo.commits[repo.branches["main"]]
+    return {
+        "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24], "id": repo.repo_id, "modelId": repo.repo_id,
+        "author": repo.owner, "private": repo.private, "sha": head.oid, "lastModified": date_text(head.date),
+        "createdAt": date_text(repo.created_at), "tags": [], "downloads": 0, "likes": 0,
+    }  # fmt: skip
+
+
+def _pull_request_author(repo: Repo, revision: str | None) -> str | None:
+    """The author of the pull request whose ref `revision` is (refs/pr/N), else None."""
+    number = revision[8:] if revision and revision.startswith("refs/pr/") else ""
+    item = repo.discussions.get(int(number)) if number.isdigit() else None
+    return item.author if item is not None and item.is_pull_request else None
+
+
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def _date(moment: datetime) -> str:
-    """The Hub's date format (huggingface_hub parses exactly this)."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _needs_lfs(path: str, size: int) -> bool:
@@ -604,6 +766,16 @@ def _route(method: str, segments: list[str]) -> Route | None:
             return Route("delete_repo", delete_repo, [])
         case ["api", "validate-yaml"] if method == "POST":
             return Route("validate_yaml", validate_yaml, [])
+        case ["api", "models"] if method == "GET":
+            return Route("list_models", list_models, [])
+        case ["api", "models", namespace, name, "discussions"] if method == "GET":
+            return Route("discussions", discussions, [f"{namespace}/{name}"])
+        case ["api", "models", namespace, name, "discussions"] if method == "POST":
+            return Route("create_discussion", create_discussion, [f"{namespace}/{name}"])
+        case ["api", "models", namespace, name, "discussions", number] if method == "GET":
+            return Route("discussion", discussion, [f"{namespace}/{name}", number])
+        case ["api", "models", namespace, name, "discussions", number, ("comment" | "status" | "title" | "merge") as change] if method == "POST":
+            return Route("discussion_change", discussion_change, [f"{namespace}/{name}", number, change])
         case ["api", "models", namespace, name] if method == "GET":
             return Route("repo_info", repo_info, [f"{namespace}/{name}"])
         case ["api", "models", namespace, name, "revision", revision] if method == "GET":

@@ -8,6 +8,7 @@ the HTTP layer, or by tests between requests.
 from __future__ import annotations
 
 import hashlib
+import html
 import secrets
 import threading
 import uuid
@@ -69,6 +70,8 @@ class Repo:
     """Pull request number -> head commit oid of refs/pr/N."""
     lfs_objects: set[str] = field(default_factory=set)
     """sha256 of the LFS objects uploaded (and checked) for this repo."""
+    discussions: dict[int, Discussion] = field(default_factory=dict)
+    """Number -> discussion or pull request (they share one numbering, as on the Hub)."""
 
     def resolve(self, revision: str) -> Commit | None:
         """The commit a revision names: a branch, refs/heads/X, refs/pr/N, or a commit oid (or its prefix)."""
@@ -91,6 +94,25 @@ class Repo:
             history.append(commit)
             commit = self.commits.get(commit.parent) if commit.parent else None
         return history
+
+
+@dataclass
+class Discussion:
+    """A discussion or a pull request; `events` are in the JSON form the Hub answers (comments,
+    commits, status and title changes), the first comment being the description."""
+
+    num: int
+    title: str
+    author: str
+    is_pull_request: bool
+    status: Literal["open", "closed", "merged", "draft"]
+    created_at: datetime
+    events: list[dict] = field(default_factory=list)
+    base: str | None = None
+    """A pull request's target branch."""
+    base_oid: str | None = None
+    """The commit of the target branch the pull request started from."""
+    merge_commit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -243,17 +265,46 @@ class HubState:
                 )
             else:
                 files[operation.path] = Blob(operation.sha256, operation.size, operation.lfs, operation.git_oid)
+        pull = repo.discussions.get(int(revision[8:])) if is_pr_ref else None
+        if pull is not None and pull.status not in ("open", "draft"):
+            raise CommitRejected(403, f"Pull request #{pull.num} is {pull.status}: it takes no more commits")
         commit = self._new_commit(head.oid, title, description, author, files)
         repo.commits[commit.oid] = commit
         if create_pr:
-            number = max(repo.pull_requests, default=0) + 1
-            repo.pull_requests[number] = commit.oid
-            return commit, number
+            opened = self.open_discussion(repo, title, description, author, pull_request=True, base=revision, status="open")
+            repo.pull_requests[opened.num] = commit.oid
+            opened.base_oid = head.oid
+            opened.events.append(event("commit", author, {"subject": title, "oid": commit.oid}))
+            return commit, opened.num
         if is_pr_ref:
             repo.pull_requests[int(revision[8:])] = commit.oid
+            if pull is not None:
+                pull.status = "open"
+                pull.events.append(event("commit", author, {"subject": title, "oid": commit.oid}))
         else:
             repo.branches[revision.removeprefix("refs/heads/")] = commit.oid
         return commit, None
+
+    def open_discussion(
+        self,
+        repo: Repo,
+        title: str,
+        description: str,
+        author: str,
+        *,
+        pull_request: bool,
+        base: str = "main",
+        status: Literal["open", "draft"] = "open",
+    ) -> Discussion:
+        """A new discussion (or pull request, its ref `refs/pr/N` at the head of `base`)."""
+        number = max([*repo.discussions, *repo.pull_requests], default=0) + 1
+        base = base.removeprefix("refs/heads/")
+        opened = Discussion(number, title, author, pull_request, status, _now(), [comment_event(author, description)])
+        if pull_request:
+            opened.base, opened.base_oid = base, repo.branches[base]
+            repo.pull_requests[number] = repo.branches[base]
+        repo.discussions[number] = opened
+        return opened
 
     def _new_commit(self, parent: str | None, title: str, message: str, author: str, files: dict[str, Blob]) -> Commit:
         oid = hashlib.sha1(f"{parent}\n{title}\n{uuid.uuid4()}".encode()).hexdigest()
@@ -268,6 +319,21 @@ class HubState:
                 fault.hits += 1
                 return fault
         return None
+
+
+def event(kind: str, author: str, data: dict) -> dict:
+    """A discussion event as the Hub answers it (huggingface_hub.community.deserialize_event)."""
+    return {"id": secrets.token_hex(12), "type": kind, "createdAt": date_text(_now()), "author": {"name": author}, "data": data}
+
+
+def comment_event(author: str, text: str) -> dict:
+    latest = {"raw": text, "html": html.escape(text), "updatedAt": date_text(_now()), "author": {"name": author}}
+    return event("comment", author, {"edited": False, "hidden": False, "latest": latest, "numEdits": 0, "history": [latest]})
+
+
+def date_text(moment: datetime) -> str:
+    """The Hub's date format (huggingface_hub parses exactly this)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _delete(files: dict[str, Blob], operation: FileDelete) -> None:
