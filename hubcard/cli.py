@@ -16,6 +16,7 @@ import click
 
 from hubcard import __version__
 from hubcard.errors import HubcardError
+from hubcard.repos import DEFAULT_JOBS, FORMATS, selection_options
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 RESUMABLE = {"train", "train-and-publish"}
@@ -206,11 +207,50 @@ def lint_card_command(cards) -> None:
     """
     from hubcard import card
 
+    from hubcard.repos import EXIT_OK, EXIT_PROBLEMS, EXIT_UNCHECKED
+
     reports = [card.lint_card(target) for target in cards]
     for report in reports:
         click.echo(report.format())
-    if any(report.problems for report in reports):
-        sys.exit(1)
+    if any(report.error is not None for report in reports):
+        sys.exit(EXIT_UNCHECKED)
+    sys.exit(EXIT_PROBLEMS if any(report.problems for report in reports) else EXIT_OK)
+
+
+@cli.command("audit", context_settings=CONTEXT_SETTINGS)
+@selection_options(positional=True)
+@click.option("--rubric", type=click.Path(dir_okay=False, path_type=Path), help="What a card must hold (YAML; default: the Hub's card guidebook).")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True, help="How the report is printed on stdout.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=DEFAULT_JOBS, show_default=True, help="Repos read at the same time.")
+def audit_command(selection, rubric, output_format, jobs) -> None:
+    """Report on many adapter repos (or local cards) at once: one row per repository.
+
+    Each row: placeholders left, who wrote each section of the Hub's card template, metadata
+    problems, base model, PEFT type, the adapter weights' sha256 and the audited repos with the same
+    weights, results, last commit, open hubcard pull requests, and each rubric item passed or failed.
+    Reads are live: a repo that cannot be read now is reported as an error, never from a cache.
+
+    \b
+    Exit codes: 0 every repo passes, 1 some repo has problems,
+    2 bad options, roster or rubric, 3 some repo could not be checked.
+
+    \b
+    Example:
+      hubcard audit --author cs4780-fall --filter hw3 --rubric course-rubric.yaml
+      hubcard audit --roster students.csv --format csv > hw3.csv
+      hubcard audit runs/my-run/README.md
+    """
+    from huggingface_hub import HfApi
+
+    from hubcard import audit, repos, rubric as rubrics
+
+    chosen = rubrics.load_rubric(rubric) if rubric else rubrics.DEFAULT_RUBRIC
+    targets = repos.select(selection, HfApi(), local_files=True)
+    action, rows = audit.audit(targets, chosen, revision=selection.revision, jobs=jobs)
+    click.echo(repos.report(action, rows, output_format), nl=False)
+    if output_format != "table":
+        click.echo(repos.summary(rows), err=True)
+    sys.exit(repos.exit_code(rows))
 
 
 @cli.command("init", context_settings=CONTEXT_SETTINGS)

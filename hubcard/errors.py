@@ -28,16 +28,17 @@ class ConfigProblem:
 
 
 class ConfigError(HubcardError):
-    """The config is invalid; carries every problem found, not just the first."""
+    """The config (or another file of settings, such as a rubric: `kind`) is invalid; carries every
+    problem found, not just the first."""
 
     exit_code = 2
 
-    def __init__(self, problems: list[ConfigProblem], source: str | None = None):
+    def __init__(self, problems: list[ConfigProblem], source: str | None = None, *, kind: str = "config"):
         self.problems = problems
         self.source = source
         where = f" in {source}" if source else ""
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        lines = [f"Invalid config{where} ({count}):"] + [f"  - {problem}" for problem in problems]
+        lines = [f"Invalid {kind}{where} ({count}):"] + [f"  - {problem}" for problem in problems]
         super().__init__("\n".join(lines))
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from huggingface_hub.repocard_data import ModelCardData
@@ -45,12 +46,16 @@ class LintProblem:
 
 @dataclass
 class LintReport:
-    """The problems found in one card; `source` is the path or repo id it was read from."""
+    """The problems found in one card; `source` is the path or repo id it was read from; `error`: why
+    it could not be read (no problems are known then)."""
 
     source: str
     problems: list[LintProblem] = field(default_factory=list)
+    error: str | None = None
 
     def format(self) -> str:
+        if self.error is not None:
+            return f"{self.source}: could not be checked: {self.error}"
         if not self.problems:
             return f"{self.source}: no problems found"
         count = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
@@ -67,7 +72,7 @@ def check_card(text: str) -> list[str]:
     values, links to huggingface.co/None, metadata that the Hub cannot parse."""
     metadata, body, offset = split_front_matter(text)
     problems = [str(problem) for problem in _metadata_format_problems(metadata)]
-    problems += [str(problem) for problem in _placeholders(body, offset)]
+    problems += [str(problem) for problem in placeholders(body, offset)]
     lines = list(scan_markdown(body))
     for number, line, in_code in lines:
         where = f"line {number + offset}"
@@ -81,7 +86,8 @@ def check_card(text: str) -> list[str]:
 
 def lint_card(target: str | Path) -> LintReport:
     """Lint a card: a local README.md (or a folder holding one), else a Hub repo id whose README.md
-    is downloaded (HF_ENDPOINT and the saved token apply, as for any huggingface_hub call)."""
+    is read from the Hub now, never from a cache (HF_ENDPOINT and the saved token apply, as for any
+    huggingface_hub call); a card that cannot be read is a report with an `error`."""
     source = str(target)
     path = Path(target)
     if path.is_dir():
@@ -89,13 +95,13 @@ def lint_card(target: str | Path) -> LintReport:
     if path.is_file():
         text = path.read_text(encoding="utf-8-sig")
     elif is_hub_id(source):
-        text, problem = _download_card(source)
-        if problem:
-            return LintReport(source, [problem])
+        text, report = _read_hub_card(source)
+        if report is not None:
+            return report
     else:
         return LintReport(source, [LintProblem("no such file, and not a Hub repo id")])
     metadata, body, offset = split_front_matter(text)
-    return LintReport(source, _placeholders(body, offset) + _metadata_problems(metadata))
+    return LintReport(source, placeholders(body, offset) + _metadata_problems(metadata))
 
 
 def split_front_matter(text: str) -> tuple[str | None, str, int]:
@@ -104,6 +110,16 @@ def split_front_matter(text: str) -> tuple[str | None, str, int]:
     if match is None:
         return None, text, 0
     return match.group(2), text[match.end() :], match.group(0).count("\n")
+
+
+def front_matter_data(front_matter: str | None) -> dict[str, Any]:
+    """The metadata of a YAML block (`split_front_matter`'s first part); empty when there is none or it
+    is not a valid YAML mapping."""
+    try:
+        data = yaml.safe_load(front_matter) if front_matter else None
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def scan_markdown(text: str) -> Iterator[tuple[int, str, bool]]:
@@ -123,7 +139,9 @@ def scan_markdown(text: str) -> Iterator[tuple[int, str, bool]]:
             yield number, line, False
 
 
-def _placeholders(body: str, offset: int) -> list[LintProblem]:
+def placeholders(body: str, offset: int = 0) -> list[LintProblem]:
+    """Each "[More Information Needed]" of a card's body, with its line (`offset`: lines before the
+    body) and its section's headings."""
     problems = []
     sections: list[tuple[int, str]] = []
     for number, line, in_code in scan_markdown(body):
@@ -193,15 +211,21 @@ def _metadata_problems(metadata: str | None) -> list[LintProblem]:
     return problems
 
 
-def _download_card(repo_id: str) -> tuple[str, LintProblem | None]:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError, RepositoryNotFoundError
+def _read_hub_card(repo_id: str) -> tuple[str, LintReport | None]:
+    """The README.md of `repo_id` read live (hubcard.repos.read_file, retried), or the report saying
+    it has none or could not be read."""
+    import httpx2
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    from hubcard.hub import patient_client, with_retries
+    from hubcard.repos import describe, read_file
 
     try:
-        return Path(hf_hub_download(repo_id, "README.md")).read_text(encoding="utf-8-sig"), None
-    except RepositoryNotFoundError:
-        return "", LintProblem("no such repository on the Hub (or it is private: log in with `hf auth login`)")
+        with patient_client():
+            content = with_retries(lambda: read_file(HfApi(), repo_id, "README.md"), what=f"reading the card of {repo_id}")
     except RemoteEntryNotFoundError:
-        return "", LintProblem("the repository has no README.md: it has no model card at all")
-    except (HfHubHTTPError, OSError) as error:
-        return "", LintProblem(f"cannot download README.md from the Hub: {error}")
+        return "", LintReport(repo_id, [LintProblem("the repository has no README.md: it has no model card at all")])
+    except httpx2.HTTPError as error:
+        return "", LintReport(repo_id, error=describe(error))
+    return content.decode("utf-8-sig", errors="replace"), None

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import AbstractSet, Any, NamedTuple
 
 import yaml
 from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, ModelCard, ModelCardData
@@ -28,17 +28,16 @@ from jinja2.filters import do_filesizeformat
 from hubcard.card import ADAPTER_SETTINGS, BASE_MODEL_STAND_IN, HUB_URL, METHOD_NAMES
 from hubcard.errors import CardError
 from hubcard.hub import HUB_ERRORS, hub_error, patient_client, request_timeout, require_token, with_retries
-from hubcard.lint import HEADING, PLACEHOLDER, is_hub_id, scan_markdown, split_front_matter
+from hubcard.lint import PLACEHOLDER, is_hub_id, split_front_matter
+from hubcard.repos import read_file
 from hubcard.rundir import write_text_atomic
+from hubcard.sections import (
+    KEY_LINE, OPTIONAL, Section, has_text, parse_sections, subsection_indexes, template_lines, without_placeholders, written,
+)  # fmt: skip
 
 CARD = "README.md"
 ADAPTER_CONFIG = "adapter_config.json"
 COMMIT_MESSAGE = "Refresh the model card with hubcard"
-HTML_COMMENT = re.compile(r"<!--.*?-->")
-KEY_LINE = re.compile(r"^\s*[-*]\s*\*\*(?P<key>[^*]+?)(?:\s*\[optional\])?:\*\*")
-OPTIONAL = re.compile(r"\s*\[optional\]\s*$", re.IGNORECASE)
-OPTIONAL_IN_HEADING = re.compile(r"\s*\[optional\]", re.IGNORECASE)
-SPACED_PLACEHOLDER = re.compile(r"[ \t]*" + PLACEHOLDER.pattern, re.IGNORECASE)
 PEFT_VERSION = re.compile(r"^\s*-\s*PEFT\s+(\S+)\s*$", re.MULTILINE)
 
 
@@ -89,20 +88,6 @@ class RepoFacts:
         return f"A {self.method_name} adapter (PEFT) of {base}{task}."
 
 
-@dataclass
-class Section:
-    level: int
-    """1 to 6; 0 for the text before the first heading."""
-    heading: str | None
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        """The heading's text in lower case, without the template's '[optional]'."""
-        match = HEADING.match(self.heading) if self.heading else None
-        return OPTIONAL.sub("", match.group(2)).strip().lower() if match else ""
-
-
 @dataclass(frozen=True)
 class RefreshOutcome:
     repo_id: str
@@ -147,12 +132,12 @@ def refresh_repo_card(
         raise CardError("give --push or --pr, not both")
     rerun = f"hubcard render-card --repo {repo_id}" + (" --push" if push else " --pr" if pr else "")
     token = require_token(f"pushing the card of {repo_id}") if push or pr else None
-    template_lines = _template_lines(template)
+    known_text = template_lines(template)
     api = HfApi(token=token)
     try:
         with patient_client():
             head, card_text, facts = _read_repo(api, repo_id)
-            outcome = refresh_card(card_text, facts, template_lines)
+            outcome = refresh_card(card_text, facts, known_text)
             if push or pr:
                 commit, up_to_date = _push(api, repo_id, head, outcome, pr)
                 return replace(outcome, commit=commit, up_to_date=up_to_date)
@@ -163,16 +148,16 @@ def refresh_repo_card(
     return replace(outcome, path=path)
 
 
-def refresh_card(text: str, facts: RepoFacts, template_lines: set[str]) -> RefreshOutcome:
-    """The refreshed card of `text` (the repo's README.md); `template_lines`: the template's text."""
+def refresh_card(text: str, facts: RepoFacts, template_text: AbstractSet[str]) -> RefreshOutcome:
+    """The refreshed card of `text` (the repo's README.md); `template_text`: the template's lines (`sections.template_lines`)."""
     _, body, _ = split_front_matter(text)
     derived = _derived_sections(facts)
-    sections = _sections(body)
+    sections = parse_sections(body)
     kept, filled = [], []
     for section in sections:
-        if _written(section, template_lines):
+        if written(section, template_text):
             section.lines = _fill_placeholder_lines(section.lines, facts)
-            if _has_text(section.lines):
+            if has_text(section.lines):
                 kept += [section.heading.strip()] if section.heading else []
                 continue
         key = section.key
@@ -196,17 +181,17 @@ def _read_repo(api: HfApi, repo_id: str) -> tuple[str, str, RepoFacts]:
     files = {sibling.rfilename: sibling.size or 0 for sibling in info.siblings or [] if sibling.rfilename != ".gitattributes"}
     if ADAPTER_CONFIG not in files:
         raise CardError(f"{repo_id} has no {ADAPTER_CONFIG}: it is not a PEFT adapter, and hubcard refreshes adapter cards only")
-    adapter_config = _adapter_config(repo_id, Path(api.hf_hub_download(repo_id, ADAPTER_CONFIG, revision=info.sha)))
+    adapter_config = _adapter_config(repo_id, read_file(api, repo_id, ADAPTER_CONFIG, revision=info.sha))
     try:
-        card_text = Path(api.hf_hub_download(repo_id, CARD, revision=info.sha)).read_text(encoding="utf-8-sig")
+        card_text = read_file(api, repo_id, CARD, revision=info.sha).decode("utf-8-sig")
     except RemoteEntryNotFoundError:
         card_text = str(ModelCard.from_template(ModelCardData()))
     return info.sha, card_text, repo_facts(repo_id, adapter_config, card_text, files)
 
 
-def _adapter_config(repo_id: str, path: Path) -> dict[str, Any]:
+def _adapter_config(repo_id: str, content: bytes) -> dict[str, Any]:
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(content)
     except ValueError as error:
         raise CardError(f"{ADAPTER_CONFIG} of {repo_id} is not valid JSON ({error}): fix it in the repo first") from None
     if not isinstance(config, dict):
@@ -241,39 +226,7 @@ def _front_matter(text: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _template_lines(template: str | Path | None) -> set[str]:
-    """Every line of the card template (rendered with no data), stripped: text nobody wrote for this repo."""
-    if template is not None and not Path(template).is_file():
-        raise CardError(f"card template not found: {template}")
-    text = str(ModelCard.from_template(ModelCardData(), template_path=str(template) if template else None))
-    return {line.strip() for line in split_front_matter(text)[1].splitlines() if line.strip()}
-
-
 # --- the sections -----------------------------------------------------------------------------------
-
-
-def _sections(body: str) -> list[Section]:
-    sections = [Section(0, None)]
-    for _, line, in_code in scan_markdown(body):
-        heading = None if in_code else HEADING.match(line)
-        if heading:
-            sections.append(Section(len(heading.group(1)), line))
-        else:
-            sections[-1].lines.append(line)
-    return sections
-
-
-def _written(section: Section, template_lines: set[str]) -> bool:
-    """Whether a person wrote something in the section: a line that is not the template's, not a
-    comment and not a placeholder (alone or after a '**Key:**')."""
-    return any(_is_written(line, template_lines) for line in section.lines)
-
-
-def _is_written(line: str, template_lines: set[str]) -> bool:
-    stripped = line.strip()
-    if not stripped or stripped in template_lines or HTML_COMMENT.fullmatch(stripped):
-        return False
-    return not PLACEHOLDER.search(stripped) or _has_text([KEY_LINE.sub("", _without_placeholders(stripped))])
 
 
 def _fill_placeholder_lines(lines: list[str], facts: RepoFacts) -> list[str]:
@@ -289,19 +242,10 @@ def _fill_placeholder_lines(lines: list[str], facts: RepoFacts) -> list[str]:
         if key and key.group("key").strip().lower() in values:
             kept.append(f"{key.group(0)} {values[key.group('key').strip().lower()]}")
             continue
-        rest = _without_placeholders(line)
-        if _has_text([KEY_LINE.sub("", rest)]):
+        rest = without_placeholders(line)
+        if has_text([KEY_LINE.sub("", rest)]):
             kept.append(rest)
     return kept
-
-
-def _without_placeholders(line: str) -> str:
-    """The line without its placeholders and comments (a '**Key:**' before them stays)."""
-    return SPACED_PLACEHOLDER.sub("", HTML_COMMENT.sub("", line)).rstrip()
-
-
-def _has_text(lines: list[str]) -> bool:
-    return any(re.search(r"\w", HTML_COMMENT.sub("", line)) for line in lines)
 
 
 def _render(sections: list[Section]) -> tuple[list[str], list[str]]:
@@ -310,22 +254,14 @@ def _render(sections: list[Section]) -> tuple[list[str], list[str]]:
     lines: list[str] = []
     left_out: list[str] = []
     for index, section in enumerate(sections):
-        if not _has_text(section.lines) and not any(_has_text(child.lines) for child in _subsections(sections, index)):
+        children = [sections[child] for child in subsection_indexes(sections, index)]
+        if not has_text(section.lines) and not any(has_text(child.lines) for child in children):
             left_out += [section.heading.strip()] if section.heading else []
             continue
         if section.heading:
             lines.append(section.heading)
-        lines += section.lines if _has_text(section.lines) else [""]
+        lines += section.lines if has_text(section.lines) else [""]
     return lines, left_out
-
-
-def _subsections(sections: list[Section], index: int) -> list[Section]:
-    children = []
-    for section in sections[index + 1 :]:
-        if section.level <= sections[index].level:
-            break
-        children.append(section)
-    return children if sections[index].level else []
 
 
 def _template_heading(heading: str | None, facts: RepoFacts) -> str | None:
@@ -333,7 +269,7 @@ def _template_heading(heading: str | None, facts: RepoFacts) -> str | None:
     repo's name in the template's title 'Model Card for Model ID'."""
     if heading is None:
         return None
-    return OPTIONAL_IN_HEADING.sub("", heading).replace("Model Card for Model ID", f"Model Card for {facts.repo_id.split('/')[-1]}")
+    return OPTIONAL.sub("", heading).replace("Model Card for Model ID", f"Model Card for {facts.repo_id.split('/')[-1]}")
 
 
 def _derived_sections(facts: RepoFacts) -> dict[str, list[str]]:
@@ -358,15 +294,23 @@ def _derived_sections(facts: RepoFacts) -> dict[str, list[str]]:
             "",
             *(f"- `{key}`: `{_setting(value)}`" for key, value in facts.settings.items()),
         ]
-    if facts.files:
+    files = {path: size for path, size in facts.files.items() if path != CARD}  # the card's own size changes with it
+    if files:
         derived["speeds, sizes, times"] = [
             "The files of the repository:",
             "",
-            *(f"- `{path}`: {do_filesizeformat(size)}" for path, size in sorted(facts.files.items())),
+            *(f"- `{path}`: {do_filesizeformat(size)}" for path, size in sorted(files.items())),
         ]
     if facts.peft_version:
         derived["software"] = [f"- PEFT {facts.peft_version}"]
     return derived
+
+
+def generated_lines(facts: RepoFacts) -> set[str]:
+    """Every line a refresh writes from what the repo tells (without the template's '[optional]'):
+    a tool's text, not a person's (see sections.read_sections)."""
+    derived = {line for lines in _derived_sections(facts).values() for line in lines}
+    return derived | {f"- **{key}:** {value}" for key, value in _key_values(facts).items()}
 
 
 def _key_values(facts: RepoFacts) -> dict[str, str]:
@@ -455,7 +399,7 @@ def _push(api: HfApi, repo_id: str, head: str, outcome: RefreshOutcome, pr: bool
     def attempt() -> tuple[CommitInfo | None, bool]:
         current = api.model_info(repo_id, timeout=request_timeout()).sha or head
         try:
-            remote = Path(api.hf_hub_download(repo_id, CARD, revision=current)).read_text(encoding="utf-8-sig")
+            remote = read_file(api, repo_id, CARD, revision=current).decode("utf-8-sig")
         except RemoteEntryNotFoundError:
             remote = None
         if remote == outcome.text:

@@ -11,8 +11,13 @@ SUMMARY_PREFIX = "# summary:"
 
 
 def _example_files() -> dict[str, resources.abc.Traversable]:
+    """The example configs: the YAML files whose first line is a summary (course-rubric.yaml is not a config)."""
     folder = resources.files("hubcard.example_configs")
-    return {item.name.removesuffix(".yaml"): item for item in folder.iterdir() if item.name.endswith(".yaml")}
+    return {
+        item.name.removesuffix(".yaml"): item
+        for item in folder.iterdir()
+        if item.name.endswith(".yaml") and item.read_text(encoding="utf-8").startswith(SUMMARY_PREFIX)
+    }
 
 
 def available() -> dict[str, str]:

@@ -124,8 +124,8 @@ def test_lint_card_command_exit_status(tmp_path, default_hub_card):
     assert "Model Details > Model Description: placeholder '[More Information Needed]'" in result.output
 
 
-def test_lint_card_downloads_readme_from_the_hub_endpoint(tmp_path):
-    """A repo id is fetched with huggingface_hub from HF_ENDPOINT; an unreachable Hub is a reported problem."""
+def test_lint_card_reads_readme_from_the_hub_endpoint(tmp_path):
+    """A repo id is read from HF_ENDPOINT; an unreachable Hub means the card could not be checked (exit 3)."""
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
@@ -134,8 +134,37 @@ def test_lint_card_downloads_readme_from_the_hub_endpoint(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "hubcard", "lint-card", "alice/some-adapter"], capture_output=True, text=True, env=environment
     )
-    assert result.returncode == 1
-    assert "alice/some-adapter: 1 problem\n  cannot download README.md from the Hub" in result.stdout
+    assert result.returncode == 3
+    assert result.stdout.startswith(f"alice/some-adapter: could not be checked: cannot reach the Hub at http://127.0.0.1:{port} (")
+
+
+def test_lint_card_never_answers_from_a_cache_for_a_repo_it_cannot_read_now(hub, monkeypatch):
+    """After the owner's read of a private card, another token, no token and a Hub that fails each get
+    "could not be checked" (exit 3), not the card read before."""
+    owner = hub.add_user("carol")
+    hub.create_repo("carol/private-adapter", private=True)
+    hub.commit_files("carol/private-adapter", {"README.md": CARD_WITH_METADATA.format(base_model="gpt2").encode()})
+    monkeypatch.setattr("hubcard.hub.RETRY_WAITS", (0.0, 0.0))
+    runner = CliRunner()
+
+    monkeypatch.setenv("HF_TOKEN", owner)
+    read = runner.invoke(cli, ["lint-card", "carol/private-adapter"])
+    assert read.exit_code == 0 and read.stdout == "carol/private-adapter: no problems found\n"
+
+    monkeypatch.setenv("HF_TOKEN", hub.add_user("dave"))
+    other = runner.invoke(cli, ["lint-card", "carol/private-adapter"])
+    monkeypatch.delenv("HF_TOKEN")
+    anonymous = runner.invoke(cli, ["lint-card", "carol/private-adapter"])
+    unreadable = "carol/private-adapter: could not be checked: not found on the Hub, or private and this token cannot read it\n"
+    assert (other.exit_code, other.stdout) == (anonymous.exit_code, anonymous.stdout) == (3, unreadable)
+
+    monkeypatch.setenv("HF_TOKEN", owner)
+    hub.fail("resolve", status=503, times=None)
+    failing = runner.invoke(cli, ["lint-card", "carol/private-adapter"])
+    assert failing.exit_code == 3 and "could not be checked: the Hub answered 503" in failing.stdout
+    hub.clear_faults()
+    missing = runner.invoke(cli, ["lint-card", "carol/no-such-adapter"])
+    assert missing.exit_code == 3 and "could not be checked: not found on the Hub" in missing.stdout
 
 
 # --- check_card ---------------------------------------------------------------------------------
