@@ -200,6 +200,9 @@ def publish_command(run_dir, dry_run) -> None:
 def lint_card_command(cards) -> None:
     """Report placeholders and metadata problems in model cards (local files or Hub repos).
 
+    A Hub repo's card is read from the Hub now, never from a local cache.
+    Exit codes: 0 no problems, 1 problems, 3 a card could not be read.
+
     \b
     Example:
       hubcard lint-card README.md

@@ -428,3 +428,13 @@ def test_the_example_rubric_is_a_valid_rubric_and_no_config_example():
     rubric = load_rubric(Path(__file__).parent.parent / "examples" / "course-rubric.yaml")
     assert [item.key for item in rubric.items()][:3] == ["section: Uses", "section: Bias, Risks, and Limitations", "section: Training Data"]
     assert "course-rubric" not in starter.available()
+
+
+def test_a_long_list_gets_a_progress_bar_on_stderr_and_the_report_alone_on_stdout(hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", hub.add_user("ta"))
+    for number in range(12):
+        hub.create_repo(f"cs101/hw1-{number:02d}")
+        hub.commit_files(f"cs101/hw1-{number:02d}", {"README.md": GOOD_CARD.encode(), **adapter(LORA, number)})
+    code, stdout, stderr = audit("--author", "cs101", "--format", "json")
+    assert code == 0 and [row["repo_id"] for row in json.loads(stdout)] == [f"cs101/hw1-{number:02d}" for number in range(12)]
+    assert stderr.startswith("Auditing 12 repositories") and stderr.endswith("12 repositories: 12 ok, 0 with problems, 0 could not be checked.\n")
