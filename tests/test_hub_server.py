@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 
 import httpx2
 import pytest
@@ -159,3 +160,72 @@ def test_pull_requests_through_the_discussions_api(hub, alice):
     alice.create_repo("alice/secret", private=True)
     with pytest.raises(RepositoryNotFoundError):
         list(bob.get_repo_discussions("alice/secret"))
+
+BAD_METADATA = {
+    "not-yaml": ("license: [mit\n", "Invalid YAML"),
+    "not-a-mapping": ("- license\n", "not a mapping"),
+    "unknown-license": ("license: Apache 2.0\n", '"license" must be one of the Hub\'s license ids'),
+    "language-name": ("language:\n- English\n", '"language" must be ISO 639-1, 639-2 or 639-3 codes'),
+    "local-base-model": ("base_model: /home/ada/models/gpt2\n", '"base_model[0]" with value "/home/ada/models/gpt2" is not valid'),
+    "model-index-without-dataset-name": (
+        "model-index:\n- name: x\n  results:\n  - task: {type: text-classification}\n    dataset: {type: sst2}\n"
+        "    metrics: [{type: accuracy, value: 0.9}]\n",
+        '"model-index"[0].results[0].dataset: needs a type and a name',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_METADATA)
+def test_card_metadata_the_hub_refuses_is_refused_by_validation_and_by_the_commit(hub, alice, case):
+    from huggingface_hub import ModelCard
+
+    metadata, says = BAD_METADATA[case]
+    card = f"---\n{metadata}---\n\n# A card\n"
+    checked = httpx2.post(f"{hub.endpoint}/api/validate-yaml", json={"content": card, "repoType": "model"}, headers={"Accept": "text/plain"})
+    assert checked.status_code == 400 and says in checked.text
+    with pytest.raises(ValueError, match=re.escape(says)):
+        HfApi(token=alice.token)._validate_yaml(card)  # the check create_commit (and hubcard's publish) runs first
+    if case in ("unknown-license", "language-name", "local-base-model"):  # ModelCard re-writes the others before sending
+        with pytest.raises(ValueError, match=re.escape(says)):
+            ModelCard(card).validate()
+    answer = httpx2.post(
+        f"{hub.endpoint}/api/models/{REPO}/commit/main",
+        content=commit_lines({"key": "file", "value": {"path": "README.md", "content": card, "encoding": "utf-8"}}),
+        headers={"Authorization": f"Bearer {alice.token}"},
+    )
+    assert answer.status_code == 400 and "Invalid metadata in README.md" in answer.headers["X-Error-Message"]
+    good = "---\nlicense: mit\nlanguage: [en, fra]\nbase_model: openai-community/gpt2\n---\n\n# A card\n"
+    ModelCard(good).validate()
+
+
+def test_a_xet_write_token_is_answered_as_the_hub_does_and_its_faults_are_injectable(hub, alice):
+    url = f"{hub.endpoint}/api/models/{REPO}/xet-write-token/main"
+    answer = httpx2.get(url, headers={"Authorization": f"Bearer {alice.token}"})
+    assert answer.status_code == 200
+    token = answer.json()
+    assert token["casUrl"] == answer.headers["X-Xet-Cas-Url"] == f"{hub.endpoint}/_xet"
+    assert token["accessToken"] == answer.headers["X-Xet-Access-Token"] and int(answer.headers["X-Xet-Token-Expiration"]) == token["exp"]
+    assert httpx2.get(url).status_code == 401
+    assert httpx2.get(url, headers={"Authorization": f"Bearer {hub.add_user('bob')}"}).status_code == 403
+    assert httpx2.post(f"{token['casUrl']}/v1/xorbs/default/abc", content=b"chunk").status_code == 503  # no Xet storage here
+    hub.fail("xet_token", status=500)
+    assert httpx2.get(url, headers={"Authorization": f"Bearer {alice.token}"}).status_code == 500
+
+
+def test_organizations_choose_the_default_visibility_and_who_may_write(hub):
+    alice, carol = hub.add_user("alice"), hub.add_user("carol")
+    hub.add_org("course", {"alice": "contributor", "carol": "read"}, private_by_default=True)
+    HfApi(token=alice).create_repo("course/hw1")
+    HfApi(token=alice).create_repo("course/hw2", private=False)
+    assert hub.repo("course/hw1").private and not hub.repo("course/hw2").private
+    HfApi(token=alice).upload_file(path_or_fileobj=b"x", path_in_repo="a.txt", repo_id="course/hw1")  # a contributor's own repo
+    with pytest.raises(HfHubHTTPError) as raised:
+        HfApi(token=carol).create_repo("course/hw3")
+    assert raised.value.response.status_code == 403
+    me = HfApi(token=alice).whoami()
+    assert me["orgs"] == [{"type": "org", "name": "course", "fullname": "course", "roleInOrg": "contributor"}]
+    scoped = hub.add_user("dave", role="fineGrained", scopes={"dave": ("repo.write",)})
+    assert HfApi(token=scoped).whoami()["auth"]["accessToken"]["fineGrained"]["scoped"][0]["permissions"] == ["repo.write"]
+    HfApi(token=scoped).create_repo("dave/ok")
+    with pytest.raises(HfHubHTTPError):
+        HfApi(token=hub.add_user("erin", role="fineGrained", scopes={"dave": ("repo.write",)})).create_repo("erin/no")

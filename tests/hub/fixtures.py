@@ -37,7 +37,9 @@ def _point_huggingface_hub_at(server: HubServer, home: str) -> None:
     os.environ.update(
         HF_ENDPOINT=server.endpoint,
         HF_HOME=home,
-        HF_HUB_DISABLE_XET="1",  # the legacy LFS upload path: Xet cannot be served here
+        HF_HUB_DISABLE_XET="1",  # the legacy LFS upload path: Xet storage cannot be served here
+        HF_XET_CLIENT_RETRY_MAX_ATTEMPTS="2",  # for the tests that turn Xet on: hf_xet's own retries, few and quick
+        HF_XET_CLIENT_RETRY_BASE_DELAY="50ms",
         HF_HUB_DISABLE_TELEMETRY="1",
         HF_HUB_DISABLE_PROGRESS_BARS="1",
     )

@@ -1,11 +1,13 @@
 """A Hugging Face Hub-compatible HTTP server on 127.0.0.1 for the real huggingface_hub client.
 
 It answers the requests huggingface_hub 2.4 makes to publish and download a model repo (with Xet
-off: HF_HUB_DISABLE_XET=1), to list a user's models and to use the discussions and pull requests of a
-repo, and is strict where the Hub is: a Bearer token for every write, writes
-only to the token user's namespace, private repos invisible (404) to anyone else, LFS uploads checked
-against their sha256 and size, binary files refused outside LFS, a commit refused when its
-parentCommit is not the branch head. Errors carry the X-Error-Code / X-Error-Message headers from
+off: HF_HUB_DISABLE_XET=1; with Xet on, it hands out Xet write tokens but serves no Xet storage), to
+list a user's models and to use the discussions and pull requests of a repo, and is strict where the
+Hub is: a Bearer token for every write, writes only to the token user's namespace or an organization
+where the user may write, private repos invisible (404) to anyone else, card metadata checked
+(validate-yaml and every commit of a README.md), LFS uploads checked against their sha256 and size,
+binary files refused outside LFS, a commit refused when its parentCommit is not the branch head.
+Errors carry the X-Error-Code / X-Error-Message headers from
 which huggingface_hub raises RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError...
 
 Tests reach it through :class:`HubServer` (see tests/hub/README.md): users and tokens, the repos with
@@ -22,13 +24,14 @@ import secrets
 import socket
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode
 
 import yaml
@@ -43,8 +46,11 @@ from tests.hub.state import (
     FileAdd,
     FileDelete,
     HubState,
+    Org,
+    OrgRole,
     Repo,
     RequestRecord,
+    Role,
     Token,
     comment_event,
     date_text,
@@ -54,11 +60,26 @@ from tests.hub.state import (
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
 LFS_THRESHOLD = 10 * 1000 * 1000
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
+REPO_ID = re.compile(r"(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*")
+LICENSES = frozenset(
+    """
+    apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigscience-bloom-rail-1.0 bigcode-openrail-m
+    afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear c-uda cc cc0-1.0 cc-by-2.0 cc-by-2.5
+    cc-by-3.0 cc-by-4.0 cc-by-sa-3.0 cc-by-sa-4.0 cc-by-nc-2.0 cc-by-nc-3.0 cc-by-nc-4.0 cc-by-nd-4.0 cc-by-nc-nd-3.0
+    cc-by-nc-nd-4.0 cc-by-nc-sa-2.0 cc-by-nc-sa-3.0 cc-by-nc-sa-4.0 cdla-sharing-1.0 cdla-permissive-1.0
+    cdla-permissive-2.0 wtfpl ecl-2.0 epl-1.0 epl-2.0 etalab-2.0 eupl-1.1 eupl-1.2 agpl-3.0 gfdl gpl gpl-2.0 gpl-3.0 lgpl
+    lgpl-2.1 lgpl-3.0 isc h-research intel-research lppl-1.3c ms-pl apple-ascl apple-amlr mpl-2.0 odc-by odbl openrail++
+    osl-3.0 postgresql ofl-1.1 ncsa unlicense zlib pddl lgpl-lr deepfloyd-if-license fair-noncommercial-research-license
+    llama2 llama3 llama3.1 llama3.2 llama3.3 llama4 gemma unknown other
+    """.split()
+)
+"""The Hub's license ids (its "Licenses" documentation page)."""
 FRONT_MATTER = re.compile(r"^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))")
 INVALID_TOKEN = "Invalid credentials in Authorization header"
 KINDS = (
     "whoami", "create_repo", "delete_repo", "repo_info", "preupload", "lfs_batch", "lfs_upload", "lfs_verify",
-    "commit", "validate_yaml", "tree", "paths_info", "refs", "commits", "branch", "resolve",
+    "commit", "validate_yaml", "tree", "paths_info", "refs", "commits", "branch", "resolve", "xet_token", "xet_cas",
     "list_models", "discussions", "discussion", "create_discussion", "discussion_change",
 )  # fmt: skip
 PAGE_SIZE = 50
@@ -122,6 +143,8 @@ class HubServer:
         self._server.daemon_threads = True
         self._server.hub = self  # type: ignore[attr-defined]
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.xet_storage: str | None = None
+        """The Xet storage (CAS) URL that Xet write tokens name; None: the loopback Hub's /_xet (503 to everything)."""
         self._thread: threading.Thread | None = None
 
     def start(self) -> HubServer:
@@ -137,10 +160,20 @@ class HubServer:
 
     # --- what tests set up ------------------------------------------------------------------------
 
-    def add_user(self, name: str, token: str | None = None, *, role: Literal["read", "write"] = "write") -> str:
-        """Register `name` with a token (generated unless given); returns the token."""
+    def add_user(
+        self, name: str, token: str | None = None, *, role: Role = "write", scopes: dict[str, tuple[str, ...]] | None = None
+    ) -> str:
+        """Register `name` with a token (generated unless given); returns the token. A `fineGrained`
+        token may do what its `scopes` say (entity -> permissions, see state.Token)."""
         with self.state.lock:
-            return self.state.add_user(name, token, role)
+            return self.state.add_user(name, token, role, scopes)
+
+    def add_org(self, name: str, members: dict[str, OrgRole], *, private_by_default: bool = False) -> Org:
+        """An organization whose `members` (user -> role) may read its private repos; `write` and
+        `admin` members may write to its repos, `contributor`s may create new ones."""
+        with self.state.lock:
+            org = self.state.orgs[name] = Org(name, dict(members), private_by_default)
+            return org
 
     def create_repo(self, repo_id: str, *, private: bool = False) -> Repo:
         """A repo owned by its namespace, with the Hub's initial commit (.gitattributes)."""
@@ -238,7 +271,7 @@ class HubServer:
 
     def readable(self, repo_id: str, token: Token | None) -> Repo:
         repo = self.state.repos.get(repo_id)
-        if repo is None or (repo.private and (token is None or token.user != repo.owner)):
+        if repo is None or (repo.private and (token is None or not self._member(token.user, repo.owner))):
             raise HubError(401 if token is None else 404, "Repository not found", "RepoNotFound")
         return repo
 
@@ -249,12 +282,33 @@ class HubServer:
             raise HubError(401, f"You must be authenticated to write to {repo_id}")
         repo = self.readable(repo_id, token)
         if pull_request or _pull_request_author(repo, revision) == token.user:
+            if token.role == "read":
+                raise HubError(403, "This token has read access only: a pull request needs a token with the write role")
             return repo
-        if token.user != repo.owner:
-            raise HubError(403, f"You don't have the rights to write to {repo_id}: it belongs to {repo.owner}")
-        if token.role != "write":
-            raise HubError(403, "This token has read access only: writing needs a token with the write role")
+        self.check_write(token, repo.owner, repo)
         return repo
+
+    def check_write(self, token: Token, namespace: str, repo: Repo | None = None) -> None:
+        """Refuse (403) unless `token` may write to `repo` in `namespace` (or, with no repo, create one
+        there): the user's own namespace or an organization where the user has the write or admin
+        role (contributor: to create repos and write to those they created), with a write token or a
+        fine-grained token whose scope for the namespace or the repo holds `repo.write`."""
+        repo_id = repo.repo_id if repo else None
+        where = repo_id or f'the namespace "{namespace}"'
+        if token.role == "read":
+            raise HubError(403, "This token has read access only: writing needs a token with the write role")
+        if token.role == "fineGrained" and not any("repo.write" in token.scopes.get(entity, ()) for entity in (namespace, repo_id) if entity):
+            raise HubError(403, f"This fine-grained token has no write permission (repo.write) on {where}")
+        org = self.state.orgs.get(namespace)
+        role = org.members.get(token.user) if org else None
+        contributes = role == "contributor" and (repo is None or repo.creator == token.user)
+        if namespace != token.user and role not in ("admin", "write") and not contributes:
+            raise HubError(403, f"You don't have the rights to write to {where}: it belongs to {namespace}")
+
+    def _member(self, user: str, namespace: str) -> bool:
+        """Whether `user` is `namespace` or a member of the organization `namespace`."""
+        org = self.state.orgs.get(namespace)
+        return user == namespace or (org is not None and user in org.members)
 
     def commit_at(self, repo: Repo, revision: str) -> Commit:
         commit = repo.resolve(revision)
@@ -269,11 +323,31 @@ class HubServer:
 def whoami(hub: HubServer, request: Request, _: list[str]) -> Response:
     if request.token is None:
         raise HubError(401, INVALID_TOKEN)
-    role = request.token.role
-    access = {"type": "access_token", "accessToken": {"displayName": "loopback", "role": role}}
+    token = request.token
+    access: dict[str, Any] = {"displayName": "loopback", "role": token.role}
+    if token.role == "fineGrained":
+        scoped = [{"entity": _entity(hub, name), "permissions": list(permissions)} for name, permissions in token.scopes.items()]
+        access["fineGrained"] = {"canReadGatedRepos": False, "global": [], "scoped": scoped}
+    orgs = [
+        {"type": "org", "name": org.name, "fullname": org.name, "roleInOrg": org.members[token.user]}
+        for org in hub.state.orgs.values()
+        if token.user in org.members
+    ]
     return Response.json(
-        {"type": "user", "id": request.token.user, "name": request.token.user, "fullname": request.token.user, "orgs": [], "auth": access}
+        {
+            "type": "user",
+            "id": token.user,
+            "name": token.user,
+            "fullname": token.user,
+            "orgs": orgs,
+            "auth": {"type": "access_token", "accessToken": access},
+        }
     )
+
+
+def _entity(hub: HubServer, name: str) -> dict[str, str]:
+    kind = "model" if "/" in name else "org" if name in hub.state.orgs else "user"
+    return {"_id": hashlib.sha1(name.encode()).hexdigest()[:24], "type": kind, "name": name}
 
 
 def create_repo(hub: HubServer, request: Request, _: list[str]) -> Response:
@@ -284,15 +358,14 @@ def create_repo(hub: HubServer, request: Request, _: list[str]) -> Response:
         raise HubError(401, "You must be authenticated to create a repo")
     namespace = payload.get("organization") or request.token.user
     repo_id = f"{namespace}/{payload.get('name')}"
-    if namespace != request.token.user:
-        raise HubError(403, f'You don\'t have the rights to create a model under the namespace "{namespace}"')
-    if request.token.role != "write":
-        raise HubError(403, "This token has read access only: creating a repo needs a token with the write role")
+    hub.check_write(request.token, namespace)
     url = f"{hub.endpoint}/{repo_id}"
     if repo_id in hub.state.repos:
         raise HubError(409, "You already created this model repo", url=url)
-    private = payload.get("visibility") == "private" or payload.get("private") is True
-    hub.state.create_repo(repo_id, request.token.user, private)
+    asked = payload.get("visibility") or {True: "private", False: "public"}.get(payload.get("private"))
+    org = hub.state.orgs.get(namespace)
+    private = asked == "private" if asked else org is not None and org.private_by_default
+    hub.state.create_repo(repo_id, namespace, private, request.token.user)
     return Response.json({"url": url, "name": repo_id, "id": uuid.uuid4().hex})
 
 
@@ -408,6 +481,10 @@ def commit(hub: HubServer, request: Request, arguments: list[str]) -> Response:
     header, operations = _commit_operations(hub, request.body)
     if not header.get("summary"):
         raise HubError(400, "the commit summary (title) is empty")
+    card = next((operation for operation in operations if isinstance(operation, FileAdd) and operation.path == "README.md"), None)
+    errors = card_metadata_errors(hub.state.object_path(card.sha256).read_text(encoding="utf-8", errors="replace")) if card else []
+    if errors:
+        raise HubError(400, "Invalid metadata in README.md: " + "; ".join(errors))
     try:
         made, number = hub.state.commit(
             repo,
@@ -427,16 +504,95 @@ def commit(hub: HubServer, request: Request, arguments: list[str]) -> Response:
     return Response.json(answer)
 
 
+def xet_write_token(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    """A Xet write token for the repo, as the Hub answers it (JSON for hf_xet, headers for
+    huggingface_hub); its `casUrl` is the loopback Hub's /_xet, which serves no Xet storage."""
+    repo_id, _revision = arguments
+    hub.writable(repo_id, request.token, pull_request=request.flag("create_pr"))
+    token, expires, cas = secrets.token_urlsafe(24), int(time.time()) + 3600, hub.xet_storage or f"{hub.endpoint}/_xet"
+    headers = {"X-Xet-Cas-Url": cas, "X-Xet-Access-Token": token, "X-Xet-Token-Expiration": str(expires)}
+    return Response.json({"accessToken": token, "exp": expires, "casUrl": cas}, headers=headers)
+
+
+def xet_cas(hub: HubServer, request: Request, arguments: list[str]) -> Response:
+    """Xet storage (the CAS server) is not emulated: every request to it is answered 503, as an
+    unreachable Xet store would fail a user's upload on the real Hub."""
+    raise HubError(503, "the loopback Hub serves no Xet storage")
+
+
 def validate_yaml(hub: HubServer, request: Request, _: list[str]) -> Response:
-    content = request.json().get("content", "")
+    """The Hub's card check (huggingface_hub's ModelCard.validate and HfApi's pre-commit check call it):
+    400 with the problems (plain text when the client asks for text/plain, else JSON `errors`)."""
+    errors = card_metadata_errors(request.json().get("content", ""))
+    if not errors:
+        return Response.json({"errors": [], "warnings": []})
+    if "text/plain" in (request.headers.get("Accept") or ""):
+        return Response(400, "\n".join(errors).encode(), {"Content-Type": "text/plain"})
+    return Response.json({"errors": [{"message": error} for error in errors], "warnings": []}, status=400)
+
+
+def card_metadata_errors(content: str) -> list[str]:
+    """What the loopback Hub refuses in a card's YAML front matter (see tests/hub/README.md): YAML that
+    does not parse to a mapping, a license that is not one of the Hub's license ids, a language that is
+    not an ISO 639 code, a base_model or data set that is not a repo id (a local path), and a model-index
+    without the structure the Hub reads (name; results with task.type, dataset.type and dataset.name,
+    metrics with type and value)."""
     match = FRONT_MATTER.match(content)
     try:
-        metadata = yaml.safe_load(match.group(2)) if match else {}
+        metadata = yaml.safe_load(match.group(2)) if match else None
     except yaml.YAMLError as error:
-        return Response.json({"errors": [{"message": f"Invalid YAML: {error}"}], "warnings": []}, status=400)
-    if metadata is not None and not isinstance(metadata, dict):
-        return Response.json({"errors": [{"message": "The metadata is not a mapping of keys"}], "warnings": []}, status=400)
-    return Response.json({"errors": [], "warnings": []})
+        return [f"Invalid YAML in the metadata: {error}"]
+    if metadata is None:
+        return []
+    if not isinstance(metadata, dict):
+        return ["The metadata is not a mapping of keys"]
+    errors = []
+    license = metadata.get("license")
+    if license is not None and license not in LICENSES:
+        errors.append(f'"license" must be one of the Hub\'s license ids (e.g. "apache-2.0", "mit", "other"), got {license!r}')
+    for language in _as_list(metadata.get("language")):
+        if not isinstance(language, str) or not LANGUAGE_CODE.fullmatch(language):
+            errors.append(f'"language" must be ISO 639-1, 639-2 or 639-3 codes (e.g. "en", "fra"), got {language!r}')
+    for key, kind, where in (("base_model", "model", "models"), ("datasets", "dataset", "datasets")):
+        for number, value in enumerate(_as_list(metadata.get(key))):
+            if not isinstance(value, str) or not REPO_ID.fullmatch(value):
+                errors.append(f'"{key}[{number}]" with value "{value}" is not valid. Use a {kind} id from https://hf.co/{where}.')
+    if "model-index" in metadata:
+        errors += [f'"model-index"{where}: {problem}' for where, problem in _model_index_problems(metadata["model-index"])]
+    return errors
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def _model_index_problems(index: Any) -> list[tuple[str, str]]:
+    if not isinstance(index, list):
+        return [("", "must be a list of models")]
+    problems = []
+    for number, model in enumerate(index):
+        where = f"[{number}]"
+        if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+            problems.append((where, "each model needs a name"))
+            continue
+        results = model.get("results")
+        if not isinstance(results, list):
+            problems.append((f"{where}.results", "must be a list"))
+            continue
+        for position, result in enumerate(results):
+            at = f"{where}.results[{position}]"
+            task, dataset, metrics = (result.get(key) if isinstance(result, dict) else None for key in ("task", "dataset", "metrics"))
+            if not isinstance(task, dict) or not isinstance(task.get("type"), str):
+                problems.append((f"{at}.task", "needs a type"))
+            if not isinstance(dataset, dict) or not all(isinstance(dataset.get(key), str) for key in ("type", "name")):
+                problems.append((f"{at}.dataset", "needs a type and a name"))
+            if not isinstance(metrics, list) or not metrics:
+                problems.append((f"{at}.metrics", "must be a non-empty list"))
+                continue
+            for index_of, metric in enumerate(metrics):
+                if not isinstance(metric, dict) or not isinstance(metric.get("type"), str) or "value" not in metric:
+                    problems.append((f"{at}.metrics[{index_of}]", "needs a type and a value"))
+    return problems
 
 
 def tree(hub: HubServer, request: Request, arguments: list[str]) -> Response:
@@ -534,7 +690,7 @@ def list_models(hub: HubServer, request: Request, _: list[str]) -> Response:
         for repo_id, repo in sorted(hub.state.repos.items())
         if (author is None or repo.owner == author)
         and search in repo_id.lower()
-        and (not repo.private or (request.token is not None and request.token.user == repo.owner))
+        and (not repo.private or (request.token is not None and hub._member(request.token.user, repo.owner)))
     ]
     start = int(request.param("cursor") or 0)
     size = int(request.param("limit") or PAGE_SIZE)
@@ -782,6 +938,10 @@ def _route(method: str, segments: list[str]) -> Route | None:
             return Route("repo_info", repo_info, [f"{namespace}/{name}", revision])
         case ["api", "models", namespace, name, "preupload", revision] if method == "POST":
             return Route("preupload", preupload, [f"{namespace}/{name}", revision])
+        case ["api", "models", namespace, name, "xet-write-token", revision] if method == "GET":
+            return Route("xet_token", xet_write_token, [f"{namespace}/{name}", revision])
+        case ["_xet", *_]:
+            return Route("xet_cas", xet_cas, [])
         case ["api", "models", namespace, name, "commit", revision] if method == "POST":
             return Route("commit", commit, [f"{namespace}/{name}", revision])
         case ["api", "models", namespace, name, "tree", revision, *path] if method == "GET":
@@ -851,12 +1011,14 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._drop(hub, kind, user, len(body))
                 response = _injected(fault)
         self._record(hub, kind, response.status, user, len(body))
+        if fault:  # before the answer leaves: a client that got it finds the fault triggered
+            fault.triggered.set()
         self._send(response)
 
     def _respond(self, hub: HubServer, route: Route | None, segments: list[str], query: str, body: bytes) -> tuple[Response, str | None]:
         with hub.state.lock:
             try:
-                token = self._token(hub)
+                token = self._token(hub) if route is None or route.kind != "xet_cas" else None  # Xet's own token
                 if route is None:
                     raise HubError(404, f"the loopback Hub has no endpoint {self.command} /{'/'.join(segments)}")
                 request = Request(self.command, parse_qs(query), self.headers, body, token)
@@ -923,7 +1085,7 @@ def _injected(fault: Fault) -> Response:
 
 
 def _error(error: HubError) -> Response:
-    headers = {"X-Error-Message": error.message, **error.headers}
+    headers = {"X-Error-Message": " ".join(error.message.split()), **error.headers}  # a header is one line
     if error.code:
         headers["X-Error-Code"] = error.code
     return Response.json({"error": error.message, **error.fields}, status=error.status, headers=headers)

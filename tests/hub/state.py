@@ -72,6 +72,8 @@ class Repo:
     """sha256 of the LFS objects uploaded (and checked) for this repo."""
     discussions: dict[int, Discussion] = field(default_factory=dict)
     """Number -> discussion or pull request (they share one numbering, as on the Hub)."""
+    creator: str | None = None
+    """The user who created it (an organization's contributor may write to the repos they created)."""
 
     def resolve(self, revision: str) -> Commit | None:
         """The commit a revision names: a branch, refs/heads/X, refs/pr/N, or a commit oid (or its prefix)."""
@@ -168,10 +170,26 @@ class RequestRecord:
     body_bytes: int
 
 
+Role = Literal["read", "write", "fineGrained"]
+OrgRole = Literal["read", "contributor", "write", "admin"]
+
+
 @dataclass(frozen=True)
 class Token:
     user: str
-    role: Literal["read", "write"]
+    role: Role
+    scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """A fine-grained token's permissions per entity (a user or organization name, or a repo id), e.g.
+    {"alice": ("repo.content.read", "repo.write")}: the Hub's `auth.accessToken.fineGrained.scoped`."""
+
+
+@dataclass
+class Org:
+    """An organization: its members' roles and whether its new repos are private when no visibility is asked."""
+
+    name: str
+    members: dict[str, OrgRole]
+    private_by_default: bool = False
 
 
 class HubState:
@@ -186,6 +204,7 @@ class HubState:
         self.released.set()
         self.released = threading.Event()
         self.tokens: dict[str, Token] = {}
+        self.orgs: dict[str, Org] = {}
         self.repos: dict[str, Repo] = {}
         self.faults: list[Fault] = []
         self.requests: list[RequestRecord] = []
@@ -194,9 +213,11 @@ class HubState:
 
     # --- users -----------------------------------------------------------------------------------
 
-    def add_user(self, name: str, token: str | None = None, role: Literal["read", "write"] = "write") -> str:
+    def add_user(
+        self, name: str, token: str | None = None, role: Role = "write", scopes: Mapping[str, tuple[str, ...]] | None = None
+    ) -> str:
         token = token or "hf_" + secrets.token_hex(17)
-        self.tokens[token] = Token(name, role)
+        self.tokens[token] = Token(name, role, dict(scopes or {}))
         return token
 
     # --- storage ---------------------------------------------------------------------------------
@@ -219,8 +240,8 @@ class HubState:
 
     # --- repositories ----------------------------------------------------------------------------
 
-    def create_repo(self, repo_id: str, owner: str, private: bool) -> Repo:
-        repo = Repo(repo_id=repo_id, owner=owner, private=private, created_at=_now())
+    def create_repo(self, repo_id: str, owner: str, private: bool, creator: str | None = None) -> Repo:
+        repo = Repo(repo_id=repo_id, owner=owner, private=private, created_at=_now(), creator=creator or owner)
         self.repos[repo_id] = repo
         content = GITATTRIBUTES.encode()
         sha256 = self.store(content)
