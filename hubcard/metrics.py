@@ -3,6 +3,8 @@
 Point estimates come from the `evaluate` metric modules when they can be loaded (they live on the
 Hub, so loading them needs the network or evaluate's cache), else from the scikit-learn functions
 those modules call: the same numbers either way, and run.json records which backend computed them.
+`evaluate.load("accuracy")` first runs ./accuracy/accuracy.py when the current directory holds one:
+such a folder is never loaded (no code runs from the working directory).
 
 F1, precision and recall are macro averages over every label (a label never predicted scores 0).
 A prediction of NO_LABEL (a generated answer that matched no label word) is wrong for every label.
@@ -15,6 +17,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -96,6 +99,8 @@ def choose_backend(names: tuple[str, ...]) -> Backend:
         download = DownloadConfig(local_files_only=not _hub_reachable(), max_retries=0)
         modules = {}
         for name in names:
+            if shadow := _local_script(name):
+                raise FileExistsError(f"{shadow} in the current directory would be run instead of the metric; not loaded")
             modules[name] = evaluate.load(name, module_type="metric", download_config=download)
         return EvaluateBackend(modules)
     except Exception as error:  # offline, Hub unreachable, module missing or broken
@@ -103,6 +108,13 @@ def choose_backend(names: tuple[str, ...]) -> Backend:
         reason = f"{what} failed ({type(error).__name__}: {(str(error).splitlines() or [''])[0]})"
         logger.info("computing metrics with scikit-learn: %s", reason)
         return SklearnBackend(reason)
+
+
+def _local_script(name: str) -> Path | None:
+    """The script in the current directory that `evaluate.load(name)` would run instead of the Hub's
+    module (evaluate's rule: NAME itself when it ends in .py, else NAME/NAME.py), if there is one."""
+    script = Path(name) if name.endswith(".py") else Path(name, f"{Path(name).name}.py")
+    return script.resolve() if script.exists() else None
 
 
 def _hub_reachable() -> bool:
