@@ -229,6 +229,8 @@ def usage_snippet(record: RunRecord) -> str:
         raise CardError("the run records no model or no data: the usage snippet needs both")
     base_id, base_kwargs = _base_model_loading(record.model)
     adapter_id = _repo_id(record)
+    branch = _branch(record)
+    adapter_arguments = f", revision={branch!r}" if branch else ""
     has_tokenizer = record.adapter is not None and bool(TOKENIZER_FILES & {Path(f).name for f in record.adapter.files})
     text, expected = _sample_text(record)
     base_arguments = "".join(f", {key}={value!r}" for key, value in base_kwargs.items())
@@ -239,7 +241,8 @@ def usage_snippet(record: RunRecord) -> str:
         "adapter_id": repr(adapter_id or ADAPTER_ID_STAND_IN),
         "adapter_note": "" if adapter_id else "  # not published yet: the repo id you publish it to",
         "base_kwargs": base_arguments,
-        "tokenizer": "adapter_id" if has_tokenizer else f"base_model_id{base_arguments}",
+        "adapter_arguments": adapter_arguments,
+        "tokenizer": f"adapter_id{adapter_arguments}" if has_tokenizer else f"base_model_id{base_arguments}",
         "text": repr(text),
         "expected": f"  # {expected}" if expected else "",
     }
@@ -332,6 +335,16 @@ def _repo_id(record: RunRecord) -> str | None:
     if record.publish:
         return record.publish.repo_id
     return (record.config.get("hub") or {}).get("repo_id")
+
+
+def _branch(record: RunRecord) -> str | None:
+    """The branch the adapter is published to when it is not main (a pull request's card is written
+    for the branch it is to be merged into)."""
+    if record.publish and not record.publish.pull_request_url:
+        branch = record.publish.revision
+    else:
+        branch = (record.config.get("hub") or {}).get("revision")
+    return branch if branch and branch != "main" else None
 
 
 def _base_model(model: ModelFacts | None) -> str | None:
@@ -513,7 +526,7 @@ tokenizer = AutoTokenizer.from_pretrained({tokenizer})
 model = AutoModelForSequenceClassification.from_pretrained(
     base_model_id{base_kwargs}, num_labels=len(id2label), id2label=id2label, label2id={{label: i for i, label in id2label.items()}}
 )
-model = PeftModel.from_pretrained(model, adapter_id)
+model = PeftModel.from_pretrained(model, adapter_id{adapter_arguments})
 model.eval()
 
 text = {text}
@@ -534,7 +547,7 @@ adapter_id = {adapter_id}{adapter_note}
 {system_prompt}
 tokenizer = AutoTokenizer.from_pretrained({tokenizer})
 model = AutoModelForCausalLM.from_pretrained(base_model_id{base_kwargs})
-model = PeftModel.from_pretrained(model, adapter_id)
+model = PeftModel.from_pretrained(model, adapter_id{adapter_arguments})
 model.eval()
 
 

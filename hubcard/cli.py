@@ -84,8 +84,10 @@ dry_run_option = click.option(
 def train_and_publish_command(config, overrides, run_dir, resume, overwrite, dry_run) -> None:
     """Train, evaluate, render the card and publish, in one go.
 
-    Without a token (HF_TOKEN or `hf auth login`) or without hub.repo_id, publishing is a dry
-    run: the plan is printed and the repo view is left in RUN_DIR/repo.
+    The hub section of the config (with its KEY=VALUE overrides) says where to publish, also for a
+    run already trained. Before the base model is loaded, publishing is checked: a token (HF_TOKEN or
+    `hf auth login`) that may write to hub.repo_id. Without hub.repo_id, or with --dry-run, publishing
+    is a dry run: the plan is printed and the repo view is left in RUN_DIR/repo.
 
     \b
     Example:
@@ -179,20 +181,29 @@ def render_card_command(run_dir, template, output, check, repo_id, push, pr) -> 
 
 @cli.command("publish", context_settings=CONTEXT_SETTINGS)
 @run_dir_argument
+@click.option("--repo-id", help="The repo to publish to, e.g. me/my-adapter (default: hub.repo_id of the run).")
+@click.option("--private/--public", default=None, help="Visibility of a repo created now (default: the namespace's default).")
+@click.option("--revision", help="The branch to publish to, created from main if missing (default: main).")
+@click.option("--pr/--no-pr", "create_pr", default=None, help="Open a pull request instead of committing to the branch.")
+@click.option("--base-model", help="The base model's Hub id, for a run whose base model was a local folder without model.hub_id.")
 @dry_run_option
-def publish_command(run_dir, dry_run) -> None:
+def publish_command(run_dir, repo_id, private, revision, create_pr, base_model, dry_run) -> None:
     """Upload the adapter, the card and the plots of a run to the Hub, in one commit.
 
-    The token comes from HF_TOKEN or `hf auth login`; it is never written anywhere.
+    The options choose where; what they leave out comes from the run's hub section (run.json). The
+    token comes from HF_TOKEN or `hf auth login`; it is never written anywhere.
 
     \b
     Example:
       hubcard publish runs/my-run --dry-run
-      HF_TOKEN=... hubcard publish runs/my-run
+      hubcard publish runs/my-run --repo-id me/my-adapter --private
+      hubcard publish runs/my-run --repo-id someone/their-adapter --pr
     """
     from hubcard import publish
 
-    click.echo(publish.publish_run(run_dir, dry_run=dry_run).summary())
+    given = {"repo_id": repo_id, "private": private, "revision": revision, "create_pr": create_pr}
+    choice = {key: value for key, value in given.items() if value is not None}
+    click.echo(publish.publish_run(run_dir, dry_run=dry_run, hub=choice, base_model=base_model).summary())
 
 
 @cli.command("lint-card", context_settings=CONTEXT_SETTINGS)

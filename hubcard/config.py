@@ -177,8 +177,12 @@ class CardSection(Section):
 
 
 class HubSection(Section):
+    """Where to publish: the choice of the publish action (`hubcard publish` options override it)."""
+
     repo_id: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
-    private: bool = False
+    private: bool | None = None
+    """True: a private repo, False: a public one; None (the default): the Hub's default for the
+    namespace (public, or what the organization chose), and an existing repo's visibility is kept."""
     revision: str | None = None
     create_pr: bool = False
     commit_message: str | None = None

@@ -10,13 +10,21 @@ commit is atomic on the Hub, so a retry after a failure (even one whose answer w
 commit was made) finds the repo as it is and commits at most once. (A pull request is opened anew
 by each commit: see `with_retries`'s `safe_to_repeat`.)
 
+Uploads take one of two paths, chosen by huggingface_hub: Xet storage whenever `hf_xet` is installed
+(a dependency of huggingface_hub, so: by default), unless HF_HUB_DISABLE_XET=1 selects the legacy LFS
+path. hf_xet retries transient failures itself (for minutes with its defaults: HF_XET_CLIENT_RETRY_*
+set how long), then raises builtin exceptions (ConnectionError, PermissionError, RuntimeError...)
+that say nothing of the Hub: `XetError` carries them, and hubcard does not repeat the upload on top.
+
 The token is never part of a message: every message goes through `secrets.scrub`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,11 +50,40 @@ MAX_RETRY_AFTER = 60
 """A Retry-After longer than this is not waited for: the error says how long to wait instead."""
 TRANSIENT_STATUSES = {408, 412, 429, 500, 502, 503, 504}
 """412: the branch moved between reading it and committing (parentCommit): read it again."""
-HUB_ERRORS = (httpx2.HTTPError, LocalEntryNotFoundError, RuntimeError, ValueError)
+XET_FALLBACK = "HF_HUB_DISABLE_XET=1"
+"""Set in the environment, it makes huggingface_hub upload over plain HTTP (the LFS protocol) instead of Xet."""
+TOKEN_HELP = "Set HF_TOKEN to a token with write access (create one at https://huggingface.co/settings/tokens) or run `hf auth login`"
+
+
+class XetError(Exception):
+    """An upload through Xet storage failed: `cause` is what hf_xet raised (after its own retries)."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(f"{type(cause).__name__}: {short_reason(cause)}")
+        self.cause = cause
+
+
+HUB_ERRORS = (httpx2.HTTPError, LocalEntryNotFoundError, RuntimeError, ValueError, XetError)
 """What huggingface_hub raises when the Hub fails a request: HTTP and transport errors, a download that
 found neither the Hub nor a cached copy, a failed LFS upload (a RuntimeError, after its own retries),
-the Hub's refusal of a card's metadata (a ValueError)."""
-TOKEN_HELP = "Set HF_TOKEN to a token with write access (create one at https://huggingface.co/settings/tokens) or run `hf auth login`"
+the Hub's refusal of a card's metadata (a ValueError); and hubcard's XetError for the Xet path."""
+XET_STATUS = re.compile(r"\((\d{3})[ )]")
+"""The HTTP status in an hf_xet error message ("HTTP status server error (503 Service Unavailable)")."""
+
+
+def xet_in_use() -> bool:
+    """Whether huggingface_hub uploads through Xet storage: hf_xet is installed and HF_HUB_DISABLE_XET is
+    not set (huggingface_hub's own rule, read from its constants: the environment as it was imported)."""
+    return not constants.HF_HUB_DISABLE_XET and importlib.util.find_spec("hf_xet") is not None
+
+
+def upload_failure(error: Exception) -> Exception:
+    """What an upload (huggingface_hub's preupload) raised, as hubcard handles it: an XetError for the
+    non-HTTP errors of the Xet path (hf_xet's exceptions are builtin ones: OSError and its
+    ConnectionError/PermissionError, RuntimeError, ValueError), else the error itself."""
+    if xet_in_use() and isinstance(error, (OSError, RuntimeError, ValueError)) and not isinstance(error, httpx2.HTTPError):
+        return XetError(error)
+    return error
 
 
 def require_token(action: str) -> str:
@@ -99,7 +136,7 @@ def with_retries(step: Callable[[], T], *, what: str, safe_to_repeat: bool = Tru
             pause = _retry_pause(error, wait if safe_to_repeat or isinstance(error, HfHubHTTPError) else None)
             if pause is None:
                 raise
-            logger.warning("%s failed (%s); trying again in %.0f s", what, scrub(_short(error)), pause)
+            logger.warning("%s failed (%s); trying again in %.0f s", what, scrub(short_reason(error)), pause)
             time.sleep(pause)
     raise AssertionError("unreachable")
 
@@ -131,6 +168,17 @@ def _retry_after(error: HfHubHTTPError) -> int | None:
 def _explain(error: Exception, repo_id: str, rerun: str) -> str:
     again = f"Run `{rerun}` again to finish: files the Hub already has are not sent twice."
     endpoint = constants.ENDPOINT
+    if isinstance(error, XetError):
+        status = XET_STATUS.search(str(error))
+        why = (
+            f"Xet storage refused it (HTTP {status.group(1)})"
+            if status and status.group(1).startswith("4")
+            else "Xet storage could not be reached or kept failing, also after hf_xet's own retries"
+        )
+        return (
+            f"The upload through Xet storage failed ({error}): {why}. Nothing was committed. Run `{rerun}` again "
+            f"to finish; if Xet keeps failing, upload over plain HTTP instead: `{XET_FALLBACK} {rerun}`."
+        )
     if isinstance(error, RuntimeError) and isinstance(error.__cause__, Exception):
         # huggingface_hub wraps a failed LFS upload (retried 5 times already): "Error while uploading 'x'".
         return f"{error} Nothing was committed. {_explain(error.__cause__, repo_id, rerun)}"
@@ -151,10 +199,10 @@ def _explain(error: Exception, repo_id: str, rerun: str) -> str:
             f"(or raise {TIMEOUT_VARIABLE}). {again}"
         )
     if isinstance(error, httpx2.TransportError):
-        return f"The connection to the Hub at {endpoint} failed ({_short(error)}). Check your network. {again}"
+        return f"The connection to the Hub at {endpoint} failed ({short_reason(error)}). Check your network. {again}"
     if isinstance(error, ValueError) and "metadata" in str(error):
         return f"The Hub refused the card's metadata: {error} Fix its front matter (`hubcard lint-card` lists the problems)."
-    return f"The Hub request for {repo_id} failed: {_short(error)}. {again}"
+    return f"The Hub request for {repo_id} failed: {short_reason(error)}. {again}"
 
 
 def _explain_status(error: HfHubHTTPError, status: int, repo_id: str, rerun: str, again: str) -> str:
@@ -183,10 +231,13 @@ def _explain_status(error: HfHubHTTPError, status: int, repo_id: str, rerun: str
 
 
 def _server_message(error: HfHubHTTPError) -> str:
-    return error.server_message or (error.response.reason_phrase if error.response is not None else "") or "no details"
+    """What the Hub said (also where huggingface_hub replaced the error by its own, as whoami does)."""
+    response = error.response
+    said = response.headers.get("X-Error-Message") or response.reason_phrase if response is not None else ""
+    return error.server_message or said or "no details"
 
 
-def _short(error: BaseException) -> str:
+def short_reason(error: BaseException) -> str:
     """The first line of an error's message (huggingface_hub's carry request ids and URLs after it);
     for an answer of the Hub, its status and what the Hub said (the first line may be just a request id)."""
     if isinstance(error, HfHubHTTPError) and error.response is not None:

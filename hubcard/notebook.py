@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hubcard import environment
-from hubcard.config import TASK_TO_PEFT_TASK_TYPE, Config, DataSection, validate_config
+from hubcard.config import TASK_TO_PEFT_TASK_TYPE, Config, DataSection, HubSection, validate_config
 from hubcard.data import load_data
 from hubcard.errors import HubcardError, RunDirError
 from hubcard.models import LoadedModel, adapter_facts, base_model_hub_id, model_facts, resolve_source
 from hubcard.pipeline import PipelineOutcome, evaluate_and_publish
+from hubcard.publish import preflight
 from hubcard.rundir import RunDir, write_jsonl
 from hubcard.training import DEFAULT_SEED, new_record, precision, save_adapter, training_facts
 
@@ -52,15 +53,18 @@ def document_adapter(
     *,
     config: Mapping[str, Any] | None = None,
     trainer: Trainer | None = None,
+    base_model: str | None = None,
     overwrite: bool = False,
 ) -> RunDir:
     """Write the run directory of an adapter trained outside hubcard; nothing is evaluated yet.
 
     `model` is a PeftModel or the folder it was saved to; `eval_data` a datasets.Dataset, a pandas
     DataFrame or a list of rows, with the text and label columns that `config["data"]` names
-    (default `text` and `label`). Raises ConfigError, DataError or RunDirError saying what to fix.
+    (default `text` and `label`). `base_model`: the base model's Hub id (config["model"]["hub_id"]),
+    needed to publish when the base model was loaded from a local folder. Raises ConfigError,
+    DataError or RunDirError saying what to fix.
     """
-    return _document(model, tokenizer, eval_data, run_dir, config or {}, trainer, overwrite)[0]
+    return _document(model, tokenizer, eval_data, run_dir, config or {}, trainer, base_model, overwrite)[0]
 
 
 def publish_adapter(
@@ -71,18 +75,30 @@ def publish_adapter(
     *,
     config: Mapping[str, Any] | None = None,
     trainer: Trainer | None = None,
+    base_model: str | None = None,
     overwrite: bool = False,
     dry_run: bool = False,
 ) -> PipelineOutcome:
     """`document_adapter`, then the CLI's stages: evaluate base model and adapter, render the card,
-    publish (a dry run without a token or `hub.repo_id`)."""
-    run, settings = _document(model, tokenizer, eval_data, run_dir, config or {}, trainer, overwrite)
-    return evaluate_and_publish(run, settings.hub, dry_run=dry_run)
+    publish (a dry run when asked or without `hub.repo_id`). A publish is checked before the
+    evaluation starts: token, access, and the base model's Hub id (`base_model`)."""
+    try:
+        hub = HubSection.model_validate((config or {}).get("hub") or {})
+    except ValueError:
+        hub = None  # reported with the rest of the config by _document
+    if hub is not None:  # before the run directory is written
+        preflight(hub, dry_run=dry_run, rerun="publish_adapter(...)")
+    run, settings = _document(model, tokenizer, eval_data, run_dir, config or {}, trainer, base_model, overwrite)
+    return evaluate_and_publish(run, settings, dry_run=dry_run)
 
 
-def _document(model, tokenizer, eval_data, run_dir, config: Mapping[str, Any], trainer, overwrite: bool) -> tuple[RunDir, Config]:
+def _document(
+    model, tokenizer, eval_data, run_dir, config: Mapping[str, Any], trainer, base_model: str | None, overwrite: bool
+) -> tuple[RunDir, Config]:
     run = RunDir(run_dir)
     _claim(run, overwrite)
+    if base_model is not None:
+        config = {**config, "model": {**(config.get("model") or {}), "hub_id": base_model}}
     peft_model = _as_peft_model(model, config)
     data_section = config.get("data") or {}
     text_column = data_section.get("text_column", DataSection.model_fields["text_column"].default)

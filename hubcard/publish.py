@@ -1,6 +1,19 @@
 """Publishing a run: its repo view, uploaded to a Hub repo in one commit; again, only what changed.
 
-    RUN_DIR ──build_view──► RUN_DIR/repo (the repo's files, exactly) ──plan against the repo──► one commit
+    target (the action's options over run.json) ──preflight──► RUN_DIR ──build_view──► RUN_DIR/repo
+        ──checked (locally, then by the Hub's card validation)──► [create the repo] ──► one commit
+
+Where to publish (repo id, branch, pull request, visibility) is the choice of the publish action:
+`hubcard publish` options, or the config in force for `train-and-publish`; run.json's `hub` section
+supplies what they leave out, and records the target once published. The card and the uploaded
+config.yaml are rendered for that target.
+
+`preflight` runs before the base model is loaded when a run will publish: a token that the Hub
+accepts, write access to the repo (or to its namespace, to create it), the visibility asked; or the
+reason why this is a dry run. Nothing that changes the Hub is sent before the whole view and the
+card's metadata passed the local checks and the Hub's card validation; the repo is created only
+when the commit is ready to go, and removed again if publishing then fails (never a repo that existed
+before).
 
 The view holds the adapter and tokenizer files at the root (so that
 `PeftModel.from_pretrained(base, repo_id)` works), README.md (the card), the plots, eval_results.json,
@@ -22,22 +35,35 @@ import fnmatch
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
-from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi
-from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+import httpx2
+from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi, is_offline_mode
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils.sha import git_hash, sha_fileobj
 from jinja2.filters import do_filesizeformat
 
 from hubcard import __version__
-from hubcard.card import CardFacts, config_yaml, gather_facts, render_card
-from hubcard.config import HubSection
+from hubcard.card import ADAPTER_ID_STAND_IN, CardFacts, config_yaml, gather_facts, render_card
+from hubcard.config import HubSection, ModelSection
 from hubcard.errors import PublishError
-from hubcard.hub import HUB_ERRORS, hub_error, patient_client, request_timeout, require_token, with_retries
+from hubcard.hub import (
+    HUB_ERRORS,
+    TOKEN_HELP,
+    XetError,
+    hub_error,
+    patient_client,
+    request_timeout,
+    short_reason,
+    upload_failure,
+    with_retries,
+)
+from hubcard.lint import _metadata_format_problems, is_hub_id, split_front_matter
 from hubcard.rundir import PublishFacts, RunDir, RunRecord, write_text_atomic
 from hubcard.secrets import MASK, current_token, files_with_tokens
 
@@ -54,6 +80,11 @@ NOT_UPLOADED = (
 )  # fmt: skip
 """Files of RUN_DIR/adapter that stay local: peft's placeholder card (the run's card replaces it) and
 Trainer state (training_args.bin would carry a hub_token)."""
+WRITE_ROLES = ("admin", "write", "contributor")
+"""Organization roles that may publish: a `contributor` creates repos and writes to those they created
+(which whoami does not tell: the Hub's answer decides for an existing repo)."""
+OPTIONS = {"repo_id": "--repo-id", "revision": "--revision"}
+"""The `hubcard publish` options that name a HubSection field, for the command that finishes a publish."""
 
 Status = Literal["added", "changed", "unchanged", "deleted", "unknown"]
 
@@ -77,6 +108,15 @@ class RemoteState:
 
 
 @dataclass(frozen=True)
+class Preflight:
+    """What was checked before publishing: why this is a dry run (None: it publishes), and whether a
+    token was found."""
+
+    dry_run_reason: str | None
+    token_found: bool
+
+
+@dataclass(frozen=True)
 class PublishOutcome:
     repo_id: str | None
     revision: str
@@ -87,6 +127,7 @@ class PublishOutcome:
     note: str | None = None
     """Dry run: why the plan could not be compared with the repo, if it could not."""
     published: PublishFacts | None = None
+    checked: Preflight | None = None
 
     @property
     def up_to_date(self) -> bool:
@@ -107,10 +148,13 @@ class PublishOutcome:
         return "\n".join([*lines, f"Repo: {self.url}"])
 
     def _plan_summary(self, counts: str) -> str:
+        reason = self.checked.dry_run_reason if self.checked else None
         if self.repo_id is None:
-            lines = ["Dry run: the config has no hub.repo_id; set it to publish. Nothing was uploaded."]
+            lines = [f"Dry run ({reason}): nothing was uploaded."]
         else:
-            lines = [f"Dry run for {self.repo_id} (branch {self.revision}) at {self.url}: nothing was uploaded."]
+            lines = [f"Dry run for {self.repo_id} (branch {self.revision}) at {self.url} ({reason}): nothing was uploaded."]
+        if self.repo_id is not None and self.checked is not None and not self.checked.token_found:
+            lines.append(f"No Hugging Face token was found: publishing needs one. {TOKEN_HELP}.")
         if self.note:
             lines.append(self.note)
         width = max((len(change.path) for change in self.changes), default=0)
@@ -120,53 +164,237 @@ class PublishOutcome:
         return "\n".join(lines)
 
 
-def can_publish(hub: HubSection) -> bool:
-    """Whether a real publish can be attempted: a repo to publish to and a token to do it with."""
-    return bool(hub.repo_id) and current_token() is not None
+# --- before anything starts -------------------------------------------------------------------------
 
 
-def publish_run(run_dir: str | Path, *, dry_run: bool = False) -> PublishOutcome:
-    """Publish the run in `run_dir` to its config's `hub.repo_id` (see the module's docstring).
+def preflight(target: HubSection, *, dry_run: bool = False, rerun: str) -> Preflight:
+    """Check that publishing to `target` can succeed, before anything long starts (the pipeline calls it
+    before the base model is loaded): a token is found, the Hub accepts it (whoami), it may write to
+    the repo or create it in its namespace (the user's, or an organization where the user has a write
+    role), an existing repo has the visibility asked. A dry run (asked for, or no repo id) says why.
 
+    Raises PublishError saying what to do (log in, --dry-run, another repo id...); `rerun` is the
+    command that tries again. Reads the Hub, changes nothing.
+    """
+    token = current_token()
+    if dry_run or target.repo_id is None:
+        reason = "asked for with --dry-run" if dry_run else "no repo to publish to: set hub.repo_id in the config, or pass --repo-id"
+        return Preflight(reason, token is not None)
+    repo_id = target.repo_id
+    if is_offline_mode():
+        raise PublishError(
+            f"HF_HUB_OFFLINE=1 is set: hubcard cannot reach the Hub to publish to {repo_id}. Unset HF_HUB_OFFLINE, "
+            "or pass --dry-run to build the repo view without publishing."
+        )
+    if token is None:
+        raise PublishError(
+            f"No Hugging Face token: publishing to {repo_id} needs one. {TOKEN_HELP}; "
+            "or pass --dry-run to build the repo view without publishing."
+        )
+    api = HfApi(token=token)
+    try:
+        with patient_client():
+            with_retries(lambda: _check_access(api, target), what=f"checking access to {repo_id}")
+    except HUB_ERRORS as error:
+        raise hub_error(error, repo_id=repo_id, rerun=rerun) from error
+    return Preflight(None, True)
+
+
+def require_base_model_id(model: ModelSection, *, fix: str) -> None:
+    """Before training (or evaluating) a run that will publish: stop when the base model is a local
+    folder that names no Hub id (model.hub_id), since the published adapter_config.json must name one;
+    `fix` says how to give it. (A .gguf file may record its source repo: `build_view` checks the run's
+    facts when publishing.)"""
+    from hubcard.models import base_model_hub_id, resolve_source
+
+    if model.hub_id is not None or model.gguf_file is not None or model.name_or_path.endswith(".gguf"):
+        return
+    source = resolve_source(model)
+    if source.kind == "local" and base_model_hub_id(model, source) is None:
+        raise PublishError(
+            f"model.name_or_path is the local folder {model.name_or_path}, which has no Hub id: the published "
+            f"adapter_config.json must name the base model's Hub id for PeftModel and AutoPeftModel to find it: {fix}; "
+            "or publish a dry run (--dry-run, dry_run=True)."
+        )
+
+
+def _check_access(api: HfApi, target: HubSection) -> None:
+    """A PublishError when this token cannot publish to `target` as asked."""
+    assert target.repo_id is not None
+    me = api.whoami()
+    try:
+        info = api.model_info(target.repo_id, timeout=request_timeout())
+        exists, private = True, info.private
+    except RepositoryNotFoundError:
+        exists, private = False, None
+    problem = _write_problem(me, target, exists)
+    if problem is None and exists and target.private is not None and private is not None and private != target.private:
+        problem = _visibility_differs(target.repo_id, private)
+    if problem:
+        raise PublishError(problem)
+
+
+def _write_problem(me: Mapping[str, Any], target: HubSection, exists: bool) -> str | None:
+    """Why the token described by whoami `me` cannot publish to `target` as asked, or None."""
+    assert target.repo_id is not None
+    repo_id, user = target.repo_id, str(me.get("name"))
+    namespace, _, name = repo_id.partition("/")
+    access = (me.get("auth") or {}).get("accessToken") or {}
+    role = access.get("role")
+    if role == "read":
+        return f"The token of {user} is read-only: publishing needs a token with the write role. {TOKEN_HELP}."
+    if target.create_pr and exists:
+        return None  # anyone who can read a repo may open a pull request
+    if role == "fineGrained":
+        scopes = (access.get("fineGrained") or {}).get("scoped") or []
+        allowed = any(
+            (scope.get("entity") or {}).get("name") in (namespace, repo_id) and "repo.write" in (scope.get("permissions") or [])
+            for scope in scopes
+        )
+    else:
+        roles = {org.get("name"): org.get("roleInOrg") for org in me.get("orgs") or []}
+        allowed = namespace == user or roles.get(namespace) in WRITE_ROLES
+    if allowed:
+        return None
+    what = f"write to {repo_id}" if exists else f"create {repo_id} (in the namespace {namespace!r})"
+    return (
+        f"The token of {user} may not {what}. Publish to your own namespace (--repo-id {user}/{name}), "
+        f"open a pull request against an existing repo (--pr), or use a token with write access to {namespace!r}."
+    )
+
+
+def _visibility_differs(repo_id: str, private: bool) -> str:
+    actual, asked = ("private", "public") if private else ("public", "private")
+    flag = "--public" if private else "--private"
+    return (
+        f"{repo_id} exists and is {actual}, but {asked} was asked (hub.private: {str(not private).lower()}, or {flag}). Make it "
+        f"{asked} on the Hub (its Settings), or leave hub.private unset to keep its visibility, then publish again."
+    )
+
+
+# --- publishing -------------------------------------------------------------------------------------
+
+
+def publish_run(
+    run_dir: str | Path, *, dry_run: bool = False, hub: Mapping[str, Any] | None = None, base_model: str | None = None
+) -> PublishOutcome:
+    """Publish the run in `run_dir` (see the module's docstring).
+
+    `hub`: the action's choice of target, HubSection fields (repo_id, private, revision, create_pr,
+    commit_message) that override the `hub` section recorded in run.json. `base_model`: the Hub id of
+    the base model, for a run that does not know it (recorded in run.json once published).
     `dry_run`: build the repo view in RUN_DIR/repo and compare it with the repo where the Hub can be
-    reached; upload nothing (no token needed).
+    reached; upload nothing (no token needed). Raises PublishError saying what to do; the run
+    directory is left as it was (RUN_DIR/repo aside).
     """
     run = RunDir(run_dir)
     record = run.read()
-    hub = _hub_section(run, record)
-    token = None if dry_run else require_token(f"publishing {run.path}")
-    if not dry_run and hub.repo_id is None:
-        raise PublishError(
-            f"The run in {run.path} has no hub.repo_id: there is no repo to publish to. "
-            "Set hub.repo_id (e.g. your-name/my-adapter) in the config."
-        )
-    upcoming = record.model_copy(update={"publish": None})
+    recorded = _hub_section(run, record.config.get("hub") or {})
+    target = _hub_section(run, {**recorded.model_dump(), **(hub or {})})
+    rerun = _rerun_command(run, recorded, target, base_model)
+    record = _with_base_model(record, base_model)
+    upcoming = _published_to(record, recorded, target)
     facts = gather_facts(upcoming)
-    card_text, rendered = _card(run, record, hub)
-    view = build_view(run, record, facts, card_text)
-    _refuse_tokens(run, token or current_token())
-    api = HfApi(token=token)
-    revision = hub.revision or "main"
-    url = f"{api.endpoint}/{hub.repo_id}" if hub.repo_id else None
-    if dry_run:
+    card_text, rendered = _card(run, record, upcoming, target)
+    view = build_view(run, upcoming, facts, card_text)
+    _refuse_tokens(run, current_token())
+    _refuse_metadata(card_text)
+    if facts.base_model is None and not dry_run and target.repo_id is not None:
+        raise PublishError(f"{_no_base_model_id(run, facts)} Nothing was sent.")
+    checked = preflight(target, dry_run=dry_run, rerun=rerun)
+    api = HfApi()
+    revision = target.revision or "main"
+    url = f"{api.endpoint}/{target.repo_id}" if target.repo_id else None
+    if checked.dry_run_reason is not None:
         with patient_client():
-            changes, note = _dry_run_plan(api, hub, view)
-        return PublishOutcome(hub.repo_id, revision, run.repo_view, changes, dry_run=True, url=url, note=note)
-    assert hub.repo_id is not None and url is not None
-    rerun = f"hubcard publish {run.path}"
-    try:
-        with patient_client():
-            changes, commit, head = with_retries(
-                lambda: _sync(api, hub, view, _commit_message(hub, facts), _commit_description(upcoming, facts), rerun),
-                what=f"publishing to {hub.repo_id}",
-                safe_to_repeat=not hub.create_pr,
+            changes, note = _dry_run_plan(api, target, view)
+        notes = "\n".join(filter(None, [note, None if facts.base_model else _no_base_model_id(run, facts)]))
+        return PublishOutcome(target.repo_id, revision, run.repo_view, changes, True, url, notes or None, checked=checked)
+    assert target.repo_id is not None and url is not None
+    created = _Created()
+    with patient_client():
+        try:
+            changes, commit, remote = with_retries(
+                lambda: _sync(api, target, view, _commit_message(target, facts), _commit_description(upcoming, facts), rerun, created),
+                what=f"publishing to {target.repo_id}",
+                safe_to_repeat=not target.create_pr,
             )
-    except HUB_ERRORS as error:
-        raise hub_error(error, repo_id=hub.repo_id, rerun=rerun) from error
-    published = _record_publish(run, record, hub, url, commit, head)
+        except (PublishError, *HUB_ERRORS) as error:
+            undone = _undo(api, target.repo_id, created)
+            failure = error if isinstance(error, PublishError) else hub_error(error, repo_id=target.repo_id, rerun=rerun)
+            raise PublishError(f"{failure} {undone}".strip()) from error
+    published = _record_publish(run, upcoming, target, url, commit, remote)
     if rendered:
         write_text_atomic(run.card, card_text)
-    return PublishOutcome(hub.repo_id, revision, run.repo_view, changes, dry_run=False, url=url, published=published)
+    return PublishOutcome(target.repo_id, revision, run.repo_view, changes, False, url, published=published, checked=checked)
+
+
+def metadata_problems(card_text: str) -> list[str]:
+    """What keeps the Hub from reading the card's YAML front matter (not YAML, not a mapping, a
+    model-index it cannot parse), one line each: the local check before anything is sent.
+    (lint's checks until hubcard.metadata.metadata_problems replaces them.)"""
+    return [str(problem) for problem in _metadata_format_problems(split_front_matter(card_text)[0])]
+
+
+def _refuse_metadata(card_text: str) -> None:
+    problems = metadata_problems(card_text)
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        raise PublishError(f"The card's metadata (README.md's front matter) would be refused by the Hub; nothing was sent:\n{lines}")
+
+
+def _validate_card(api: HfApi, card_text: str, repo_id: str) -> None:
+    """The Hub's own validation of the card's metadata (POST /api/validate-yaml): a PublishError with
+    what the Hub said when it refuses it. Sends the card only, changes nothing. This is the check that
+    huggingface_hub's create_commit runs on a README.md, on the exact text (ModelCard.validate would
+    send the card re-written from what huggingface_hub could parse of it)."""
+    try:
+        api._validate_yaml(card_text, repo_type="model")
+    except ValueError as error:
+        said = str(error).strip()
+        raise PublishError(
+            f"The Hub refused the card's metadata (README.md's front matter), so nothing was sent to {repo_id}:\n{said}\n"
+            "Fix it in the config's card: section (or in RUN_DIR/README.md), then publish again."
+        ) from None
+
+
+def _hub_section(run: RunDir, values: Mapping[str, Any]) -> HubSection:
+    try:
+        return HubSection.model_validate(values)
+    except ValueError as error:
+        raise PublishError(f"the hub section for publishing {run.path} is invalid:\n{error}") from None
+
+
+def _rerun_command(run: RunDir, recorded: HubSection, target: HubSection, base_model: str | None) -> str:
+    """The `hubcard publish` command that publishes to `target` again (the options that differ from run.json)."""
+    options = [f"{flag} {getattr(target, field)}" for field, flag in OPTIONS.items() if getattr(target, field) != getattr(recorded, field)]
+    if target.private != recorded.private and target.private is not None:
+        options.append("--private" if target.private else "--public")
+    if target.create_pr != recorded.create_pr:
+        options.append("--pr" if target.create_pr else "--no-pr")
+    if base_model:
+        options.append(f"--base-model {base_model}")
+    return " ".join([f"hubcard publish {run.path}", *options])
+
+
+def _with_base_model(record: RunRecord, base_model: str | None) -> RunRecord:
+    """The record with the base model's Hub id the user gave (`--base-model`, `base_model=`)."""
+    if base_model is None:
+        return record
+    if not is_hub_id(base_model):
+        raise PublishError(f"--base-model {base_model}: not a Hub model id (owner/name)")
+    if record.model is None:
+        raise PublishError("run.json records no base model: train the run first (`hubcard train CONFIG`)")
+    return record.model_copy(update={"model": record.model.model_copy(update={"hub_id": base_model})})
+
+
+def _published_to(record: RunRecord, recorded: HubSection, target: HubSection) -> RunRecord:
+    """The record as its card and uploaded config describe it once published to `target`: the config's
+    hub section is the target, and earlier publish facts do not name another repo."""
+    if target == recorded:
+        return record.model_copy(update={"publish": None})
+    config = {**record.config, "hub": target.model_dump(exclude_defaults=True)}
+    return record.model_copy(update={"config": config, "publish": None})
 
 
 # --- the repo view ----------------------------------------------------------------------------------
@@ -216,13 +444,23 @@ def _adapter_files(run: RunDir) -> list[Path]:
 
 
 def _adapter_config(run: RunDir, facts: CardFacts) -> bytes:
-    """adapter_config.json naming the base model by its Hub id (so that AutoPeftModel and the Hub find
-    it), else by its file or folder name: never a local path."""
+    """adapter_config.json naming the base model by its Hub id, so that PeftModel, AutoPeftModel and the
+    Hub find it; never by a local path or a folder name (publishing stops when the id is unknown)."""
     config = json.loads((run.adapter / ADAPTER_CONFIG).read_text(encoding="utf-8"))
-    if facts.base_model_name is not None:
-        config["base_model_name_or_path"] = facts.base_model_name
-        config["revision"] = facts.record.model.revision if facts.base_model and facts.record.model else None
+    if facts.base_model is not None:
+        config["base_model_name_or_path"] = facts.base_model
+        config["revision"] = facts.record.model.revision if facts.record.model else None
     return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _no_base_model_id(run: RunDir, facts: CardFacts) -> str:
+    return (
+        f"The base model ({facts.base_model_name or 'unknown'}) has no Hub id in {run.run_json}, and the published "
+        f"{ADAPTER_CONFIG} must name one: `AutoPeftModel.from_pretrained(repo)` would look for a model called "
+        f"{facts.base_model_name!r} on the Hub. Give the Hub id of the model it was trained from: "
+        f"`hubcard publish {run.path} --base-model OWNER/NAME` (or model.hub_id in the config before training, "
+        "base_model= in hubcard.notebook)."
+    )
 
 
 def _plot(run: RunDir, relative: str) -> Path:
@@ -234,18 +472,36 @@ def _plot(run: RunDir, relative: str) -> Path:
     return run.path / path
 
 
-def _card(run: RunDir, record: RunRecord, hub: HubSection) -> tuple[str, bool]:
+def _card(run: RunDir, record: RunRecord, upcoming: RunRecord, target: HubSection) -> tuple[str, bool]:
     """The card to upload, and whether hubcard rendered it now (then RUN_DIR/README.md is updated after
-    the upload). RUN_DIR/README.md is uploaded as it is, unless it is missing or it is hubcard's own
-    rendering for another repo (run.json recorded an earlier publish elsewhere): then it is rendered for
-    the repo it goes to. Publish facts never change the default card otherwise, so re-publishing an
-    unchanged run finds the same card."""
+    the upload). It is the card rendered for `target` (`upcoming`), unless RUN_DIR/README.md was edited
+    by hand (it is not the card hubcard renders from run.json): that card is uploaded as it is when it
+    was written for this repo or names it, and never replaced; otherwise publishing stops, naming it."""
     template = (record.config.get("card") or {}).get("template")
+    wanted = render_card(upcoming, template)
     existing = run.card.read_text(encoding="utf-8") if run.card.is_file() else None
-    names_another_repo = record.publish is not None and record.publish.repo_id != hub.repo_id
-    if existing is not None and not (names_another_repo and existing == render_card(record, template)):
+    if existing is None or existing == wanted:
+        return wanted, existing is None
+    if existing == render_card(record, template):  # hubcard's own card, rendered for the earlier target
+        return wanted, True
+    written_for = gather_facts(record).repo_id
+    if written_for == target.repo_id or _names_only(existing, target.repo_id, written_for):
         return existing, False
-    return render_card(record.model_copy(update={"publish": None}), template), True
+    earlier = f"rendered for {written_for}" if written_for else f"rendered before the run had a repo (its snippet loads {ADAPTER_ID_STAND_IN})"
+    raise PublishError(
+        f"{run.card} was edited by hand (it is not the card hubcard renders from run.json), and it was {earlier}: "
+        f"published to {target.repo_id} it would name the wrong repo. hubcard keeps it as it is and sends nothing. "
+        f"Either make it name {target.repo_id} (its usage snippet's adapter_id), or move it away (e.g. to "
+        f"README.edited.md) so that hubcard renders the card for {target.repo_id}, then publish again."
+    )
+
+
+def _names_only(card_text: str, repo_id: str | None, written_for: str | None) -> bool:
+    """Whether a hand-written card names `repo_id` and neither the repo it was rendered for nor the
+    stand-in id of an unpublished card."""
+    if repo_id is None or repo_id not in card_text or ADAPTER_ID_STAND_IN in card_text:
+        return False
+    return written_for is None or written_for not in card_text
 
 
 def _refuse_tokens(run: RunDir, token: str | None) -> None:
@@ -282,6 +538,10 @@ def _status(file: Path, remote: RepoFile | None) -> Status:
     return "unchanged" if same else "changed"
 
 
+NO_REPO = RemoteState("", {}, [])
+"""What a repo that does not exist yet holds."""
+
+
 def _remote_state(api: HfApi, repo_id: str, revision: str, paths: list[str]) -> RemoteState:
     head = api.model_info(repo_id, revision=revision, timeout=request_timeout())
     names = {sibling.rfilename for sibling in head.siblings or []}
@@ -289,6 +549,17 @@ def _remote_state(api: HfApi, repo_id: str, revision: str, paths: list[str]) -> 
     wanted = sorted(names & {*paths, *manifest})
     files = api.get_paths_info(repo_id, wanted, revision=head.sha) if wanted else []
     return RemoteState(head.sha, {file.path: file for file in files if isinstance(file, RepoFile)}, manifest, head.private)
+
+
+def _branch_state(api: HfApi, repo_id: str, revision: str, paths: list[str]) -> tuple[RemoteState, bool, bool]:
+    """The repo at `revision` (at main for a branch not created yet; NO_REPO for a repo that does not
+    exist), whether the repo exists, and whether the branch does."""
+    try:
+        return _remote_state(api, repo_id, revision, paths), True, True
+    except RevisionNotFoundError:
+        return _remote_state(api, repo_id, "main", paths), True, False
+    except RepositoryNotFoundError:
+        return NO_REPO, False, False
 
 
 def _read_manifest(api: HfApi, repo_id: str, commit: str) -> list[str]:
@@ -300,41 +571,46 @@ def _read_manifest(api: HfApi, repo_id: str, commit: str) -> list[str]:
     return [file for file in files if isinstance(file, str)]
 
 
-def _dry_run_plan(api: HfApi, hub: HubSection, view: dict[str, Path]) -> tuple[list[FileChange], str | None]:
+def _dry_run_plan(api: HfApi, target: HubSection, view: dict[str, Path]) -> tuple[list[FileChange], str | None]:
     """The plan against the repo if it can be read (a branch to be created is compared with main)."""
-    if hub.repo_id is None:
+    if target.repo_id is None:
         return [FileChange(path, file.stat().st_size, "added") for path, file in view.items()], None
-    empty = RemoteState("", {}, [])
     try:
-        try:
-            remote = _remote_state(api, hub.repo_id, hub.revision or "main", list(view))
-        except RevisionNotFoundError:
-            remote = _remote_state(api, hub.repo_id, "main", list(view))
-        return plan(view, remote), _public_repo(hub.repo_id) if hub.private and remote.private is False else None
-    except RepositoryNotFoundError:
-        return plan(view, empty), f"{hub.repo_id} does not exist yet (or this token cannot see it): every file is new."
+        remote, exists, _ = _branch_state(api, target.repo_id, target.revision or "main", list(view))
     except HUB_ERRORS as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         unknown = [FileChange(path, file.stat().st_size, "unknown") for path, file in view.items()]
-        return unknown, f"The repo could not be read to compare ({reason}): what would change is unknown."
+        return unknown, f"The repo could not be read to compare ({short_reason(error)}): what would change is unknown."
+    if not exists:
+        return plan(view, remote), f"{target.repo_id} does not exist yet (or this token cannot see it): every file is new."
+    differs = target.private is not None and remote.private is not None and remote.private != target.private
+    return plan(view, remote), _visibility_differs(target.repo_id, remote.private) if differs else None
 
 
 # --- the commit -------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Created:
+    """What this publish created on the Hub: removed again if it fails."""
+
+    repo: bool = False
+    branch: str | None = None
+    unanswered: bool = False
+    """A request to create the repo got no answer: the repo found afterwards is this publish's."""
+
+
 def _sync(
-    api: HfApi, hub: HubSection, view: dict[str, Path], message: str, description: str, rerun: str
-) -> tuple[list[FileChange], CommitInfo | None, str]:
-    """One attempt: make sure the repo and branch exist, plan against the branch's head, upload what is
-    missing, commit. Returns the plan, the commit (None when nothing changed) and the resulting head."""
-    assert hub.repo_id is not None
-    revision = hub.revision or "main"
-    api.create_repo(hub.repo_id, private=hub.private, exist_ok=True)
-    if revision != "main":
-        api.create_branch(hub.repo_id, branch=revision, exist_ok=True)
-    remote = _remote_state(api, hub.repo_id, revision, list(view))
-    if hub.private and remote.private is False:
-        raise PublishError(_public_repo(hub.repo_id))
+    api: HfApi, target: HubSection, view: dict[str, Path], message: str, description: str, rerun: str, created: _Created
+) -> tuple[list[FileChange], CommitInfo | None, RemoteState]:
+    """One attempt: plan against the branch's head, and when there is something to commit, have the Hub
+    validate a new card, create the repo and the branch if they are missing (recorded in `created`),
+    upload what is missing, commit.
+    Returns the plan, the commit (None when nothing changed) and the repo as it was before it."""
+    assert target.repo_id is not None
+    repo_id, revision = target.repo_id, target.revision or "main"
+    remote, exists, branch_exists = _branch_state(api, repo_id, revision, list(view))
+    if exists and target.private is not None and remote.private is not None and remote.private != target.private:
+        raise PublishError(_visibility_differs(repo_id, remote.private))
     changes = plan(view, remote)
     operations = [
         CommitOperationAdd(change.path, view[change.path]) if change.status != "deleted" else CommitOperationDelete(change.path)
@@ -342,30 +618,68 @@ def _sync(
         if change.status != "unchanged"
     ]
     if not operations:
-        return changes, None, remote.head
+        return changes, None, remote
+    if any(change.path == CARD and change.status != "unchanged" for change in changes):
+        _validate_card(api, view[CARD].read_text(encoding="utf-8"), repo_id)  # before anything changes on the Hub
+    if not exists:
+        _create_repo(api, target, created)
+        remote = _remote_state(api, repo_id, "main", list(view))  # the new repo: its first commit, its visibility
+    if not branch_exists and revision != "main":
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+        created.branch = created.branch or revision
     additions = [operation for operation in operations if isinstance(operation, CommitOperationAdd)]
     try:
+        api.preupload_lfs_files(repo_id, additions=additions, revision=revision, create_pr=target.create_pr)
+    except (OSError, *HUB_ERRORS) as error:
+        failure = upload_failure(error)
+        if isinstance(failure, XetError):
+            raise failure from error
         # Retried by huggingface_hub itself: a failure here is final for this run.
-        api.preupload_lfs_files(hub.repo_id, additions=additions, revision=revision, create_pr=hub.create_pr)
-    except HUB_ERRORS as error:
-        raise hub_error(error, repo_id=hub.repo_id, rerun=rerun) from error
+        raise hub_error(error, repo_id=repo_id, rerun=rerun) from error
     commit = api.create_commit(
-        hub.repo_id,
+        repo_id,
         operations,
         commit_message=message,
         commit_description=description,
         revision=revision,
-        create_pr=hub.create_pr,
+        create_pr=target.create_pr,
         parent_commit=remote.head,
     )
-    return changes, commit, commit.oid
+    return changes, commit, remote
 
 
-def _public_repo(repo_id: str) -> str:
-    return (
-        f"{repo_id} exists and is public, but the config says hub.private: true. Make it private on the Hub "
-        f"(its Settings), or set hub.private: false, then publish again."
-    )
+def _create_repo(api: HfApi, target: HubSection, created: _Created) -> None:
+    """Create the repo, sending a visibility only when one was asked (the namespace's default otherwise)."""
+    assert target.repo_id is not None
+    try:
+        api.create_repo(target.repo_id, private=target.private, exist_ok=False)
+    except HfHubHTTPError as error:
+        if error.response is None or error.response.status_code != 409:
+            raise
+        created.repo = created.unanswered  # it exists: this publish's only if an earlier request got no answer
+        return
+    except httpx2.TransportError:
+        created.unanswered = True
+        raise
+    created.repo = True
+
+
+def _undo(api: HfApi, repo_id: str, created: _Created) -> str:
+    """Remove what this publish created (the repo, else a branch; never what existed before it) and say so."""
+    if not created.repo and created.branch is None:
+        return ""
+    what = repo_id if created.repo else f"the branch {created.branch} of {repo_id}"
+    try:
+        if created.repo:
+            with_retries(lambda: api.delete_repo(repo_id), what=f"deleting {repo_id}")
+        else:
+            with_retries(lambda: api.delete_branch(repo_id, branch=created.branch), what=f"deleting {what}")
+    except HUB_ERRORS as error:
+        return (
+            f"hubcard had created {what} for this publish and could not delete it again ({short_reason(error)}): "
+            "publishing again fills it, or delete it on the Hub."
+        )
+    return f"hubcard had created {what} for this publish and deleted it again: nothing of this publish is left on the Hub."
 
 
 def _commit_message(hub: HubSection, facts: CardFacts) -> str:
@@ -388,31 +702,29 @@ def _commit_description(record: RunRecord, facts: CardFacts) -> str:
     return "\n".join([*lines, f"Published with hubcard {__version__}."])
 
 
-def _record_publish(run: RunDir, record: RunRecord, hub: HubSection, url: str, commit: CommitInfo | None, head: str) -> PublishFacts:
-    """Write where the run is published into run.json (unless it already says so)."""
-    assert hub.repo_id is not None
-    revision = (commit.pr_revision if commit else None) or hub.revision or "main"
-    previous = record.publish
-    if commit is None and previous and (previous.repo_id, previous.revision, previous.commit_oid) == (hub.repo_id, revision, head):
+def _record_publish(
+    run: RunDir, upcoming: RunRecord, target: HubSection, url: str, commit: CommitInfo | None, remote: RemoteState
+) -> PublishFacts:
+    """Write into run.json where the run is published (the target in the config's hub section, and the
+    publish facts), unless it already says so."""
+    assert target.repo_id is not None
+    revision = (commit.pr_revision if commit else None) or target.revision or "main"
+    head = commit.oid if commit else remote.head
+    previous = run.read().publish
+    if commit is None and previous and (previous.repo_id, previous.revision, previous.commit_oid) == (target.repo_id, revision, head):
         return previous
     facts = PublishFacts(
-        repo_id=hub.repo_id,
+        repo_id=target.repo_id,
         url=url,
         revision=revision,
         commit_oid=head,
         commit_url=commit.commit_url if commit else f"{url}/commit/{head}",
         pull_request_url=commit.pr_url if commit else None,
+        private=target.private if remote.private is None else remote.private,
         published_at=datetime.now(timezone.utc),
     )
-    run.write(record.model_copy(update={"publish": facts}))
+    run.write(upcoming.model_copy(update={"publish": facts}))
     return facts
-
-
-def _hub_section(run: RunDir, record: RunRecord) -> HubSection:
-    try:
-        return HubSection.model_validate(record.config.get("hub") or {})
-    except ValueError as error:
-        raise PublishError(f"the hub section of the config in {run.run_json} is invalid:\n{error}") from None
 
 
 def _counts(changes: list[FileChange]) -> str:

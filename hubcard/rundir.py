@@ -205,12 +205,18 @@ class Emissions(Record):
 
 
 class PublishFacts(Record):
+    """Where the run was last published; the target (repo, branch, pull request, visibility) was the
+    choice of that publish, also kept in the config's `hub` section."""
+
     repo_id: str
     url: str
     revision: str
+    """The branch, or refs/pr/N for a pull request."""
     commit_oid: str
     commit_url: str
     pull_request_url: str | None = None
+    private: bool | None = None
+    """The repo's visibility as the Hub reported it (None: not known)."""
     published_at: datetime
 
 

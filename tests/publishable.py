@@ -43,7 +43,7 @@ def make_publishable_run(path: Path, adapter: Path, *, repo_id: str | None, **hu
     """A run directory at `path` with the adapter in `adapter` (see save_minilm_adapter), to be
     published to `repo_id` with the other `hub:` settings given (private, revision, create_pr...)."""
     data = json.loads(FIXTURE.read_text(encoding="utf-8"))
-    data["config"]["hub"] = {"repo_id": repo_id, "private": False, "revision": None, "create_pr": False, "commit_message": None, **hub}
+    data["config"]["hub"] = {"repo_id": repo_id, "private": None, "revision": None, "create_pr": False, "commit_message": None, **hub}
     data["publish"] = None
     record = RunRecord.model_validate(data)
     run = RunDir(path)

@@ -77,7 +77,8 @@ def test_two_processes_train_data_parallel_and_the_main_one_alone_publishes(
     monkeypatch.setenv("HF_TOKEN", hub.add_user(OWNER))
     repo_id = f"{OWNER}/tiny-{launcher}"
     base_model = bert if task_type == "sequence-classification" else llama
-    raw = config_dict(base_model, task_type, tmp_path / "run", training=training, hub={"repo_id": repo_id})
+    model = {"hub_id": f"someone/tiny-{task_type}"}  # what the published adapter_config.json names
+    raw = config_dict(base_model, task_type, tmp_path / "run", model=model, training=training, hub={"repo_id": repo_id})
     launched = launch_hubcard(launcher, tmp_path, ["train-and-publish", str(write_config(raw, tmp_path))])
 
     run = RunDir(tmp_path / "run")

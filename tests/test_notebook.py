@@ -3,6 +3,8 @@ functions the CLI uses."""
 
 from __future__ import annotations
 
+import json
+
 import pandas
 import pytest
 import torch
@@ -112,3 +114,21 @@ def test_a_notebook_config_is_checked_like_a_config_file(notebook, tmp_path):
         document_adapter(model, tokenizer, eval_frame(), tmp_path / "c", config={"data": {"label_names": LABELS}, "evaluation": {"batch_size": 0}})
     with pytest.raises(HubcardError, match="row 1 has no column 'sentence'"):
         document_adapter(model, tokenizer, eval_frame(), tmp_path / "d", config={"data": {"label_names": LABELS, "text_column": "sentence"}})
+
+
+def test_a_local_base_model_needs_base_model_before_anything_is_evaluated_or_sent(notebook, hub, monkeypatch, tmp_path):
+    """The notebook's base model was loaded from a local folder: adapter_config.json must not name a folder."""
+    model, tokenizer, _ = notebook
+    monkeypatch.setenv("HF_TOKEN", hub.add_user("ada", FAKE_TOKEN))
+    config = {"data": {"label_names": LABELS}, "card": {"license": "mit"}, "hub": {"repo_id": REPO}}
+
+    with pytest.raises(HubcardError, match=r"has no Hub id.*pass base_model='OWNER/NAME' to publish_adapter"):
+        publish_adapter(model, tokenizer, eval_frame(), tmp_path / "run", config=config)
+    assert (tmp_path / "run" / "run.json").exists() and not (tmp_path / "run" / "predictions").exists()  # not evaluated
+    assert hub.repo(REPO) is None and not [record for record in hub.requests() if record.kind in ("create_repo", "commit")]
+
+    base_model = "sentence-transformers/all-MiniLM-L6-v2"
+    publish_adapter(model, tokenizer, eval_frame(), tmp_path / "run", config=config, base_model=base_model, overwrite=True)
+
+    adapter_config = json.loads(hub.files(REPO)["adapter_config.json"])
+    assert adapter_config["base_model_name_or_path"] == base_model

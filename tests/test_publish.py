@@ -259,8 +259,10 @@ def test_a_private_run_is_not_published_into_an_existing_public_repo(hub, alice,
     publish.publish_run(run)
     private_run = make_publishable_run(tmp_path / "private", adapter, repo_id=REPO, private=True)
 
-    with pytest.raises(PublishError, match=f"{REPO} exists and is public, but the config says hub.private: true"):
+    sent = len(hub.requests())
+    with pytest.raises(PublishError, match=f"{REPO} exists and is public, but private was asked"):
         publish.publish_run(private_run)
+    assert {record.kind for record in hub.requests()[sent:]} == {"whoami", "repo_info"}  # found before any change
     assert len(hub.commits(REPO)) == 2
     assert "exists and is public" in publish.publish_run(private_run, dry_run=True).summary()
 
@@ -369,12 +371,14 @@ def test_publishing_into_another_accounts_namespace_is_forbidden(hub, alice, tmp
     if bob_has_the_repo:
         HfApi(token=bob).create_repo("bob/minilm")
     run = make_publishable_run(tmp_path / "run", adapter, repo_id="bob/minilm")
+    sent = len(hub.requests())
 
     with pytest.raises(PublishError) as raised:
         publish.publish_run(run)
 
-    assert "This token may not write to bob/minilm (403 Forbidden" in str(raised.value)
-    assert "hub.repo_id: YOUR-NAME/minilm" in str(raised.value)
+    verb = "write to bob/minilm" if bob_has_the_repo else "create bob/minilm (in the namespace 'bob')"
+    assert f"The token of alice may not {verb}. Publish to your own namespace (--repo-id alice/minilm)" in str(raised.value)
+    assert {record.kind for record in hub.requests()[sent:]} == {"whoami", "repo_info"}  # checked, nothing tried
     assert RunDir(run).read().publish is None
 
 
@@ -446,16 +450,6 @@ def test_dry_run_compares_with_the_published_repo(hub, alice, run, monkeypatch):
     assert statuses["plots/confusion_base.png"] == "deleted"
     assert "11 files, 1.1 MB: 2 changed, 8 unchanged, 1 deleted." in outcome.summary()
     assert len(hub.commits(REPO)) == 2
-
-
-def test_can_publish_needs_a_repo_id_and_a_token(hub, monkeypatch):
-    from hubcard.config import HubSection
-
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    assert not publish.can_publish(HubSection(repo_id=REPO))
-    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
-    assert publish.can_publish(HubSection(repo_id=REPO))
-    assert not publish.can_publish(HubSection())
 
 
 def test_publish_command_imports_no_heavy_library(hub, run):

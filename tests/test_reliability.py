@@ -124,6 +124,7 @@ def published(hub_server, remote_code_model, tmp_path_factory) -> Published:
         folder / "run",
         data={"files": {"train": str(REVIEWS / "reviews-train.csv"), "validation": str(hostile)}, "max_length": 8},
         evaluation={"num_examples": len(rows)},
+        model={"hub_id": "someone/tiny-bert"},  # the Hub id that the published adapter_config.json names
         hub={"repo_id": REPO},
     )
     config = write_config(raw, folder)
@@ -531,7 +532,7 @@ def test_a_failing_hub_is_reported_and_one_more_publish_makes_one_commit(publish
     assert "Traceback" not in failed.output
     assert len(hub.requests(kind)) > 1 and retrying in caplog.text  # retried, with back-off, before giving up
     assert contents(run, leave_out="repo") == before
-    assert len(hub.commits(REPO)) == 1  # the repo as created: no partial commit
+    assert hub.repo(REPO) is None and "deleted it again" in failed.stderr  # the repo it created is removed: no empty repo
 
     hub.clear_faults()
     again = hubcard("publish", str(run))
