@@ -182,7 +182,7 @@ def render_card_command(run_dir, template, output, check, repo_id, push, pr) -> 
 @cli.command("publish", context_settings=CONTEXT_SETTINGS)
 @run_dir_argument
 @click.option("--repo-id", help="The repo to publish to, e.g. me/my-adapter (default: hub.repo_id of the run).")
-@click.option("--private/--public", default=None, help="Visibility of a repo created now (default: the namespace's default).")
+@click.option("--private/--public", default=None, help="The visibility asked: a repo created now gets it, an existing one must have it (default: the namespace's).")
 @click.option("--revision", help="The branch to publish to, created from main if missing (default: main).")
 @click.option("--pr/--no-pr", "create_pr", default=None, help="Open a pull request instead of committing to the branch.")
 @click.option("--base-model", help="The base model's Hub id, for a run whose base model was a local folder without model.hub_id.")
