@@ -21,7 +21,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -34,11 +33,11 @@ from huggingface_hub.utils.sha import git_hash, sha_fileobj
 from jinja2.filters import do_filesizeformat
 
 from hubcard import __version__
-from hubcard.card import CardFacts, config_yaml, gather_facts, render_card
+from hubcard.card import CardFacts, config_yaml, gather_facts, recorded_template, render_card
 from hubcard.config import HubSection
 from hubcard.errors import PublishError
 from hubcard.hub import HUB_ERRORS, hub_error, patient_client, request_timeout, require_token, with_retries
-from hubcard.rundir import PublishFacts, RunDir, RunRecord, write_text_atomic
+from hubcard.rundir import PublishFacts, RunDir, RunRecord, holding_run_dir, temporary_folder, write_text_atomic
 from hubcard.secrets import MASK, current_token, files_with_tokens
 
 CARD = "README.md"
@@ -125,6 +124,7 @@ def can_publish(hub: HubSection) -> bool:
     return bool(hub.repo_id) and current_token() is not None
 
 
+@holding_run_dir
 def publish_run(run_dir: str | Path, *, dry_run: bool = False) -> PublishOutcome:
     """Publish the run in `run_dir` to its config's `hub.repo_id` (see the module's docstring).
 
@@ -184,7 +184,7 @@ def build_view(run: RunDir, record: RunRecord, facts: CardFacts, card_text: str)
     manifest = {"about": MANIFEST_ABOUT, "files": sorted(contents)}
     contents[MANIFEST] = (json.dumps(manifest, indent=2) + "\n").encode()
     run.path.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=run.path, prefix=".repo-"))
+    staging = temporary_folder(run.path, ".repo-")
     try:
         for path, content in contents.items():
             target = staging / path
@@ -240,7 +240,7 @@ def _card(run: RunDir, record: RunRecord, hub: HubSection) -> tuple[str, bool]:
     rendering for another repo (run.json recorded an earlier publish elsewhere): then it is rendered for
     the repo it goes to. Publish facts never change the default card otherwise, so re-publishing an
     unchanged run finds the same card."""
-    template = (record.config.get("card") or {}).get("template")
+    template = recorded_template(run, record)
     existing = run.card.read_text(encoding="utf-8") if run.card.is_file() else None
     names_another_repo = record.publish is not None and record.publish.repo_id != hub.repo_id
     if existing is not None and not (names_another_repo and existing == render_card(record, template)):
