@@ -30,8 +30,8 @@ from hubcard.models import (
     attach_adapter,
     base_model_hub_id,
     check_4bit_support,
-    load_base_model,
     check_model_fits,
+    load_base_model,
     model_facts,
 )
 from hubcard.plots import loss_curve
@@ -199,6 +199,7 @@ def _plan(run: RunDir, config: Config, *, resume: bool, overwrite: bool) -> Plan
             if previous.training is not None and run.has_adapter():
                 return None
             checkpoint = run.last_checkpoint()
+            previous.config = redact(config.portable_dict())  # the same run; publishing settings may have changed
             if previous.training is not None:  # trained, but adapter/ was deleted or is incomplete
                 final = checkpoint is not None and checkpoint_step(checkpoint) >= previous.training.global_steps
                 logger.warning(
@@ -212,7 +213,6 @@ def _plan(run: RunDir, config: Config, *, resume: bool, overwrite: bool) -> Plan
                 previous.training = None
             elif checkpoint is not None:
                 logger.info("continuing %s from %s", run.path, checkpoint.name)
-            previous.config = redact(config.portable_dict())  # the same run; publishing settings may have changed
             return Plan(previous, str(checkpoint) if checkpoint else None)
         run.clear()
     elif resume:
