@@ -32,10 +32,10 @@ from markupsafe import escape
 from pydantic import ValidationError
 
 from hubcard import __version__
-from hubcard.config import PEFT_METHOD_ALIASES, CardSection
+from hubcard.config import PEFT_METHOD_ALIASES, CardSection, recorded_project, resolve_recorded_path
 from hubcard.errors import CardError
-from hubcard.lint import check_card, is_hub_id, lint_card, scan_markdown
-from hubcard.rundir import ClassScores, MetricComparison, ModelFacts, RunDir, RunRecord, write_text_atomic
+from hubcard.lint import PLACEHOLDER, check_card, is_hub_id, lint_card, scan_markdown
+from hubcard.rundir import ClassScores, MetricComparison, ModelFacts, RunDir, RunRecord, holding_run_dir, write_text_atomic
 
 __all__ = [
     "CardFacts",
@@ -170,6 +170,7 @@ class CardFacts:
 # --- public functions -------------------------------------------------------------------------
 
 
+@holding_run_dir
 def render_run_card(run_dir: str | Path, template: str | Path | None = None, output: str | Path | None = None) -> Path:
     """Render the card of the run in `run_dir` into `output` (default RUN_DIR/README.md), atomically.
 
@@ -177,10 +178,16 @@ def render_run_card(run_dir: str | Path, template: str | Path | None = None, out
     """
     run = RunDir(run_dir)
     record = run.read()
-    template = template or (record.config.get("card") or {}).get("template")
+    template = template or recorded_template(run, record)
     path = Path(output) if output else run.card
     write_text_atomic(path, render_card(record, template))
     return path
+
+
+def recorded_template(run: RunDir, record: RunRecord) -> str | None:
+    """The config's card.template, where it lies now (run.json records it relative to the project)."""
+    template = (record.config.get("card") or {}).get("template")
+    return resolve_recorded_path(template, recorded_project(record.config, run.path)) if template else None
 
 
 def render_card(record: RunRecord, template: str | Path | None = None) -> str:
@@ -493,7 +500,9 @@ def _paths_to_names(value: Any) -> Any:
         return {key: _paths_to_names(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_paths_to_names(item) for item in value]
-    if isinstance(value, str) and (value.startswith("~") or PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute()):
+    if isinstance(value, str) and (
+        value.startswith(("~", "./")) or PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute()
+    ):
         return _file_name(value)
     return value
 
@@ -636,7 +645,8 @@ def _base_model_files(model: ModelFacts) -> tuple[str, dict[str, str]]:
 def _sample_text(record: RunRecord) -> tuple[str, str | None]:
     """An evaluation example for the snippet (the shortest the adapter fixed, else the shortest) and
     what hubcard's evaluation predicted for it, as a comment."""
-    examples = record.evaluation.examples if record.evaluation else []
+    # Only a text as the data has it (not cut, nothing masked), and none a card check reads as a placeholder.
+    examples = [e for e in record.evaluation.examples if e.exact and not PLACEHOLDER.search(e.text)] if record.evaluation else []
     if not examples:
         return "Replace this with the text to classify.", None
     fixed = [example for example in examples if example.kind == "fixed"]
@@ -737,9 +747,15 @@ def _tidy(body: str) -> str:
 # --- filters: the one place where text becomes Markdown ---------------------------------------
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+PROSE_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+"""Control characters but tab and line feed, which prose the user wrote keeps."""
 # Characters with a meaning in inline Markdown (emphasis, code, links, images, HTML, tables, math,
 # mentions), escaped with a backslash so that data shows as written.
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~!$@#])")
+# Data that reads like a missing value (None, nan, inf) or a placeholder ("More Information Needed")
+# is printed with its first letter as a character reference: it shows as written, and no card check
+# (render-card --check, lint-card) takes the data for a missing fact.
+READS_AS_MISSING = re.compile(r"(?<!\w)(?:None|nan|NaN|inf)(?!\w)|(?i:more information needed)")
 
 
 def one_line(value: Any) -> str:
@@ -753,7 +769,12 @@ def markdown_text(value: Any, width: int | None = None) -> str:
     if width is not None and len(text) > width:
         text = text[: width - 1].rstrip() + "…"
     text = str(escape(text)).replace("&#39;", "'").replace("&#34;", '"')
-    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return _as_data(MARKDOWN_SPECIAL.sub(r"\\\1", text))
+
+
+def _as_data(text: str) -> str:
+    """Escaped text with what reads like a missing fact written as data (see READS_AS_MISSING)."""
+    return READS_AS_MISSING.sub(lambda match: f"&#{ord(match.group(0)[0])};{match.group(0)[1:]}", text)
 
 
 def table_cell(value: Any, width: int = CELL_WIDTH) -> str:
@@ -764,14 +785,20 @@ def table_cell(value: Any, width: int = CELL_WIDTH) -> str:
 def inline_code(value: Any) -> str:
     """`value` as inline code, safe in prose and in table cells."""
     text = one_line(value)
-    if text and "`" not in text and "|" not in text:
+    if text and "`" not in text and "|" not in text and not READS_AS_MISSING.search(text):
         return f"`{text}`"
     return f"<code>{markdown_text(text)}</code>"
 
 
 def html_text(value: Any) -> str:
     """Data inside an HTML element or attribute of the card (e.g. a <summary>)."""
-    return str(escape(one_line(value)))
+    return _as_data(str(escape(one_line(value))))
+
+
+def prose(value: Any) -> str:
+    """Text the user wrote for the card (card.description, card.direct_use, ...): Markdown, kept as
+    written, with `<` escaped so that HTML shows as text and runs nothing, like data does."""
+    return PROSE_CONTROL_CHARACTERS.sub(" ", str(value)).replace("<", "&lt;")
 
 
 def fenced(code: str, language: str = "") -> str:
@@ -817,6 +844,7 @@ FILTERS = {
         "cell": table_cell,
         "code": inline_code,
         "html": html_text,
+        "prose": prose,
         "fenced": fenced,
         "setting": config_value,
         "file_name": _file_name,

@@ -8,16 +8,23 @@ misspelt or mistyped key is an error, never silently dropped.
 
 Relative paths in the file are relative to the file's folder (a config works from any directory);
 relative paths given as command-line overrides are relative to the current directory.
+
+run.json records the config with the local paths inside the project (the config file's folder, when
+the run directory is inside it; else the run directory) relative to the project (`./data/train.csv`),
+and the config's fingerprint reads the data files by content: a project moved or copied elsewhere
+resumes, evaluates and publishes as before, reading its own data.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import hashlib
 import importlib.util
 import json
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError,
 
 from hubcard.environment import device_arguments
 from hubcard.errors import ConfigError, ConfigProblem
-from hubcard.secrets import HF_TOKEN_PATTERN, MASK
+from hubcard.secrets import HF_TOKEN_PATTERN, mask_tokens
 
 SECTIONS = ("model", "task", "data", "peft", "training", "evaluation", "card", "hub")
 REQUIRED_SECTIONS = ("model", "task", "data", "peft")
@@ -139,6 +146,12 @@ class DataSection(Section):
                 )
         if self.label_names is not None and len(set(self.label_names)) != len(self.label_names):
             raise ValueError("label_names: must be distinct")
+        if self.text_column == self.label_column:
+            raise ValueError(
+                f"label_column: is the text column too ({self.text_column!r}): the model would read the label as its "
+                "input; name the column that holds the labels (data.label_column) and the one that holds the texts "
+                "(data.text_column)"
+            )
         return self
 
 
@@ -235,10 +248,36 @@ class Config(BaseModel):
         data["peft"] = {"method": self.peft.method, **self.peft.options}
         return data
 
+    @property
+    def project(self) -> Path:
+        """The folder whose files run.json names by relative paths: the config file's folder when the run
+        directory is inside it, else the run directory."""
+        run_dir = Path(self.run_dir).resolve()
+        if self.source and Path(self.source).is_file():
+            folder = Path(self.source).resolve().parent
+            if run_dir.is_relative_to(folder):
+                return folder
+        return run_dir
+
+    def portable_dict(self) -> dict[str, Any]:
+        """`to_dict()` as run.json records it: local paths inside the project relative to it
+        (`./data/train.csv`, run_dir `./runs/NAME`), so that the project can move; read it back with
+        :func:`config_of_run`."""
+        data = self.to_dict()
+        project = self.project
+        _map_paths(data, lambda value: portable_path(value, project))
+        data["run_dir"] = portable_path(str(Path(self.run_dir).resolve()), project)
+        return data
+
     def fingerprint(self) -> str:
-        """Identifies the training run: equal for configs that train the same adapter, however written."""
+        """Identifies the training run: equal for configs that train the same adapter, however written,
+        wherever the project lies. Local data files count by their content (sha256), a local model by its
+        path in the project (or its absolute path when it lies outside)."""
         data = self.model_dump(mode="json", include={"model", "task", "data", "training"})
         data["peft"] = {"method": self.peft.method, **self.peft.options}
+        data["model"]["name_or_path"] = portable_path(self.model.name_or_path, self.project)
+        if self.data.files is not None:
+            data["data"]["files"] = {split: _file_digest(local_path(file)) for split, file in self.data.files.items()}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -258,6 +297,57 @@ def load_config(path: str | Path, overrides: typing.Sequence[str] = (), run_dir:
         raw["run_dir"] = str(Path(run_dir).resolve())
     raw.setdefault("run_dir", str(Path("runs", path.stem).resolve()))
     return validate_config(raw, source=str(path), problems=problems)
+
+
+def config_of_run(recorded: dict[str, Any], run_dir: str | Path, source: str | None = None) -> Config:
+    """The config a run directory's run.json records, its relative paths read from the project as it
+    lies now (see :meth:`Config.portable_dict`); raises ConfigError like validate_config."""
+    raw = copy.deepcopy(recorded)
+    project = recorded_project(recorded, run_dir)
+    _map_paths(raw, lambda value: resolve_recorded_path(value, project))
+    raw["run_dir"] = str(Path(run_dir).resolve())
+    return validate_config(raw, source=source)
+
+
+def recorded_project(recorded: dict[str, Any], run_dir: str | Path) -> Path:
+    """Where the project of a recorded config lies now: its run_dir (`./runs/NAME`) says how far
+    above the run directory it is."""
+    run_dir = Path(run_dir).resolve()
+    recorded_run_dir = recorded.get("run_dir")
+    if not isinstance(recorded_run_dir, str) or not recorded_run_dir.startswith("."):
+        return run_dir
+    depth = len(Path(recorded_run_dir).parts)
+    return run_dir.parents[depth - 1] if 0 < depth <= len(run_dir.parents) else run_dir
+
+
+def portable_path(value: str, project: Path) -> str:
+    """An absolute local path inside `project` as `./relative/path` (`.` for the project itself);
+    any other value (a Hub id, `package:...`, a path outside the project) as it is."""
+    if not value or value.startswith(PACKAGE_PREFIX) or not Path(value).is_absolute():
+        return value
+    try:
+        relative = Path(value).relative_to(project)
+    except ValueError:
+        return value
+    return f"./{relative.as_posix()}" if relative.parts else "."
+
+
+def resolve_recorded_path(value: str, project: Path) -> str:
+    """A path as run.json records it, made absolute: `./...` is relative to `project`."""
+    if value == "." or value.startswith(("./", "../")):
+        return str((project / value).resolve())
+    return value
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return f"unreadable:{path}"
+    return f"sha256:{digest.hexdigest()}"
 
 
 def validate_config(raw: Any, source: str | None = None, problems: list[ConfigProblem] | None = None) -> Config:
@@ -323,7 +413,7 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return HF_TOKEN_PATTERN.sub(MASK, value)
+        return mask_tokens(value)
     return value
 
 
@@ -338,18 +428,54 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError([ConfigProblem("", "file not found")], source) from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError([ConfigProblem("", f"cannot read the file: {error}")], source) from None
+    loader = yaml.SafeLoader(text)
     try:
-        raw = yaml.safe_load(text)
+        node = loader.get_single_node()
+        duplicates = _duplicate_keys(node, "", set())
+        raw = loader.construct_document(node) if node is not None and not duplicates else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise ConfigError([ConfigProblem("", f"not valid YAML{where}: {problem}")], source) from None
+    finally:
+        loader.dispose()
+    if duplicates:
+        raise ConfigError(duplicates, source)
     if raw is None:
         raise ConfigError([ConfigProblem("", "the file is empty; `hubcard init` writes a starter config")], source)
     if not isinstance(raw, dict):
         raise ConfigError([ConfigProblem("", f"the config must be a mapping of sections, got {_describe(raw)}")], source)
     return raw
+
+
+def _duplicate_keys(node: yaml.Node | None, path: str, seen: set[int]) -> list[ConfigProblem]:
+    """Keys given twice in one mapping, at any depth, with both 1-based lines. YAML itself keeps the
+    last silently (`peft.r: 8` then `peft.r: 64` would train r 64); keys a merge (`<<: *defaults`)
+    brings in may be overridden, as YAML intends."""
+    if node is None or id(node) in seen:  # an alias repeats a node already checked
+        return []
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        return [p for index, item in enumerate(node.value) for p in _duplicate_keys(item, f"{path}[{index}]", seen)]
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    problems = []
+    first_lines: dict[tuple[str, str], int] = {}
+    for key, value in node.value:
+        if key.tag == "tag:yaml.org,2002:merge":
+            continue
+        name = str(key.value) if isinstance(key, yaml.ScalarNode) else f"(a {type(key).__name__})"
+        item_path = f"{path}.{name}" if path else name
+        line = key.start_mark.line + 1
+        if (key.tag, name) in first_lines:
+            first = first_lines[key.tag, name]
+            where = f"on line {line}" if first == line else f"at lines {first} and {line}"
+            advice = "YAML would silently keep only the last one: remove one of them"
+            problems.append(ConfigProblem(item_path, f"given twice, {where}; {advice}"))
+        first_lines.setdefault((key.tag, name), line)
+        problems += _duplicate_keys(value, item_path, seen)
+    return problems
 
 
 def _apply_override(tree: dict[str, Any], item: str) -> list[ConfigProblem]:
@@ -382,23 +508,32 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> None:
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     """Make the path-valued keys absolute, relative to `base`; Hub ids are left as they are."""
 
-    def resolve(value: Any) -> Any:
-        if not isinstance(value, str) or not value or value.startswith(PACKAGE_PREFIX):
+    def resolve(value: str) -> str:
+        if not value or value.startswith(PACKAGE_PREFIX):
             return value
         path = Path(value).expanduser()
         return str(path if path.is_absolute() else (base / path).resolve())
 
-    model, data, card = (raw.get(name) for name in ("model", "data", "card"))
-    if isinstance(model, dict) and isinstance(model.get("name_or_path"), str):
-        name = model["name_or_path"]
-        if looks_like_local_path(name) or (base / name).exists():
-            model["name_or_path"] = resolve(name)
-    if isinstance(data, dict) and isinstance(data.get("files"), dict):
-        data["files"] = {split: resolve(file) for split, file in data["files"].items()}
-    if isinstance(card, dict) and "template" in card:
-        card["template"] = resolve(card["template"])
-    if "run_dir" in raw:
+    model = raw.get("model")
+    name = model.get("name_or_path") if isinstance(model, dict) else None
+    local_model = isinstance(name, str) and (looks_like_local_path(name) or (base / name).exists())
+    _map_paths(raw, resolve, model=local_model)
+    if isinstance(raw.get("run_dir"), str):
         raw["run_dir"] = resolve(raw["run_dir"])
+
+
+def _map_paths(raw: dict[str, Any], function: Callable[[str], str], *, model: bool = True) -> None:
+    """Apply `function` to the config's path values: model.name_or_path (unless `model` is false),
+    data.files and card.template."""
+    sections = {name: raw.get(name) for name in ("model", "data", "card")}
+    if model and isinstance(sections["model"], dict) and isinstance(sections["model"].get("name_or_path"), str):
+        sections["model"]["name_or_path"] = function(sections["model"]["name_or_path"])
+    if isinstance(sections["data"], dict) and isinstance(sections["data"].get("files"), dict):
+        sections["data"]["files"] = {
+            split: function(file) if isinstance(file, str) else file for split, file in sections["data"]["files"].items()
+        }
+    if isinstance(sections["card"], dict) and isinstance(sections["card"].get("template"), str):
+        sections["card"]["template"] = function(sections["card"]["template"])
 
 
 def looks_like_local_path(name: str) -> bool:
@@ -446,6 +581,8 @@ def _check_local_paths(sections: dict[str, Any]) -> list[ConfigProblem]:
     model, data, card = (sections.get(name) for name in ("model", "data", "card"))
     if model and looks_like_local_path(model.name_or_path) and not local_path(model.name_or_path).exists():
         problems.append(ConfigProblem("model.name_or_path", _not_found("no such file or folder", model.name_or_path)))
+    elif model and (problem := _model_folder_problem(model)):
+        problems.append(ConfigProblem("model.name_or_path", problem))
     if data and data.files:
         for split, file in data.files.items():
             if not local_path(file).is_file():
@@ -453,6 +590,27 @@ def _check_local_paths(sections: dict[str, Any]) -> list[ConfigProblem]:
     if card and card.template and not Path(card.template).is_file():
         problems.append(ConfigProblem("card.template", f"file not found: {card.template}"))
     return problems
+
+
+def _model_folder_problem(model: ModelSection) -> str | None:
+    """What is wrong with a local model folder that transformers could not load (no config.json)."""
+    folder = local_path(model.name_or_path)
+    if not looks_like_local_path(model.name_or_path) or model.gguf_file is not None or not folder.is_dir():
+        return None
+    if (folder / "config.json").is_file():
+        return None
+    if (folder / "adapter_config.json").is_file():
+        return (
+            f"{model.name_or_path} holds an adapter (adapter_config.json), not a base model: give the base model it "
+            "was trained on (its base_model_name_or_path)"
+        )
+    ggufs = sorted(path.name for path in folder.glob("*.gguf"))
+    if ggufs:
+        return f"{model.name_or_path} has no config.json but holds {', '.join(ggufs)}: set model.gguf_file to the one to use"
+    return (
+        f"{model.name_or_path} is a folder without config.json, so it is not a transformers model folder; give the folder "
+        "that save_pretrained wrote (config.json, the weights and the tokenizer files), a .gguf file, or a Hub model id"
+    )
 
 
 def _not_found(what: str, value: str) -> str:
@@ -664,7 +822,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     if isinstance(value, str):
-        text = HF_TOKEN_PATTERN.sub(MASK, value)
+        text = mask_tokens(value)
         return repr(text if len(text) <= 60 else text[:57] + "...")
     return repr(value)
 

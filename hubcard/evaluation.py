@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hubcard import metrics, plots
-from hubcard.config import Config, validate_config
+from hubcard.config import Config, config_of_run
 from hubcard.data import load_data
 from hubcard.errors import RunDirError
 from hubcard.models import load_adapter, load_base_model
@@ -37,8 +37,10 @@ from hubcard.rundir import (
     RunDir,
     RunRecord,
     StageTiming,
+    holding_run_dir,
     write_jsonl,
 )
+from hubcard.secrets import mask_tokens
 from hubcard.tasks import NO_LABEL, Prompter, encode_for_classification, match_label
 from hubcard.training import DEFAULT_SEED, prompter_for
 
@@ -48,6 +50,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NO_LABEL_NAME = "(no label)"
+EXAMPLE_CHARS = 1000
+"""An example's text in run.json (and so in the card and eval_results.json) is cut to this many characters."""
 EXAMPLE_KINDS = ("fixed", "still wrong", "broken", "both right")
 """The order in which kinds of examples are picked for the card, in turns."""
 
@@ -62,13 +66,20 @@ class Predictions:
     seconds: float
 
 
+@holding_run_dir
 def evaluate_run(run_dir: str | Path) -> RunRecord:
     """Evaluate the base model and the trained adapter of a run; record metrics, examples and plots."""
     run = RunDir(run_dir)
     record = run.read()
-    if record.data is None or not (run.adapter / "adapter_config.json").is_file():
+    if record.data is None or record.training is None and not run.has_adapter():
         raise RunDirError(f"{run.path} has no trained adapter yet; run `hubcard train CONFIG` first")
-    config = validate_config(record.config, source=str(run.run_json))
+    if not run.has_adapter():
+        raise RunDirError(
+            f"{run.adapter} is missing or incomplete (no adapter_config.json and weights), though run.json records a "
+            f"finished training: run `hubcard train CONFIG` again with the same config to save the adapter again "
+            "(from the last checkpoint when there is one)"
+        )
+    config = config_of_run(record.config, run.path, source=str(run.run_json))
     seed = int(config.training.get("seed", DEFAULT_SEED))
     started = _now()
     data = load_data(config.data, seed=seed, with_train=False, label_names=record.data.label_names)
@@ -391,14 +402,18 @@ def _kind(truth: int, before: int, after: int) -> str:
 
 
 def _example(text, truth, before, after, label_names, base_answer, adapter_answer) -> Example:
+    """An example as run.json, the card and the upload show it: the text's beginning, at most
+    EXAMPLE_CHARS characters, and token-like strings masked (the predictions keep the text whole)."""
+    shown = mask_tokens(text)[:EXAMPLE_CHARS]
     return Example(
-        text=text,
+        text=shown,
         label=label_names[truth],
         base_prediction=_label_name(before, label_names),
         adapter_prediction=_label_name(after, label_names),
-        base_answer=base_answer,
-        adapter_answer=adapter_answer,
+        base_answer=mask_tokens(base_answer) if base_answer is not None else None,
+        adapter_answer=mask_tokens(adapter_answer) if adapter_answer is not None else None,
         kind=_kind(truth, before, after),
+        exact=shown == text,
     )
 
 

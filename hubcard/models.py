@@ -13,13 +13,14 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from hubcard import environment
-from hubcard.config import ModelSection, PeftSection, local_path, looks_like_local_path
-from hubcard.errors import ModelLoadError
+from hubcard.config import Config, ModelSection, PeftSection, local_path, looks_like_local_path, portable_path
+from hubcard.errors import ConfigError, ConfigProblem, ModelLoadError
 from hubcard.rundir import AdapterFacts, ModelFacts
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ HUB_CACHE_FOLDER = re.compile(r"models--(?P<owner>[\w.-]+?)--(?P<name>[\w.-]+)$"
 HUB_URL = re.compile(r"^https?://(?:www\.)?huggingface\.co/(?P<repo>[\w.-]+/[\w.-]+?)/?$")
 HEAD_NAMES = ("classifier", "score")
 """The classification heads PEFT itself trains and saves for sequence classification."""
+POSITION_LIMITS = ("max_position_embeddings", "n_positions", "n_ctx")
+"""Model config attributes that say how many positions (tokens) the model takes."""
+MODULES_LISTED = 12
 
 
 def cache_dir() -> Path:
@@ -121,7 +125,106 @@ def _load(auto_class, source: ModelSource, **options: Any):
         return auto_class.from_pretrained(source.load_path, **options)
     except (OSError, ValueError, KeyError) as error:
         advice = "; check model.name_or_path and model.revision, and that the Hub is reachable" if source.kind == "hub" else ""
-        raise ModelLoadError(f"cannot load {source.load_path} with {auto_class.__name__}: {_first_line(error)}{advice}") from error
+        raise ModelLoadError(f"cannot load {source.load_path} with {auto_class.__name__}: {_whole_message(error)}{advice}") from error
+
+
+def check_model_fits(config: Config) -> None:
+    """Refuse, before the base model's weights are loaded, a config the model cannot take: data.max_length
+    beyond the positions it takes (its config.json), peft.target_modules naming modules it lacks, or
+    a peft section PEFT refuses for it (tried on the model built on the meta device: no weights, no
+    memory). Raises ConfigError listing the problems; a model whose config cannot be read passes
+    (loading it reports why)."""
+    problems = model_problems(config)
+    if problems:
+        raise ConfigError(problems, config.source)
+
+
+def model_problems(config: Config) -> list[ConfigProblem]:
+    """The problems `check_model_fits` raises."""
+    import torch
+    from transformers import AutoConfig
+
+    source = resolve_source(config.model)
+    options = {"revision": source.revision, "trust_remote_code": config.model.trust_remote_code}
+    try:
+        model_config = AutoConfig.from_pretrained(source.load_path, **options)
+    except (OSError, ValueError, KeyError):
+        return []
+    problems = _position_problems(config, model_config)
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            skeleton = _auto_class(config.task.type).from_config(model_config, trust_remote_code=config.model.trust_remote_code)
+    except Exception:  # an architecture without this task's head: loading it reports that, with its cause
+        return problems
+    return problems + _adapter_problems(config, skeleton)
+
+
+def _position_problems(config: Config, model_config) -> list[ConfigProblem]:
+    limit, attribute = next(
+        ((value, name) for name in POSITION_LIMITS if isinstance(value := getattr(model_config, name, None), int) and value > 0),
+        (None, None),
+    )
+    if limit is None:
+        return []
+    needed, what = config.data.max_length, f"data.max_length is {config.data.max_length} tokens"
+    if config.task.type == "causal-lm":  # the prompt is cut to max_length; the answer follows it
+        needed += config.task.max_new_tokens
+        what += f", plus task.max_new_tokens ({config.task.max_new_tokens}) for the answer"
+    if needed <= limit:
+        return []
+    room = limit - (needed - config.data.max_length)
+    return [
+        ConfigProblem(
+            "data.max_length",
+            f"{what}, but the base model takes at most {limit} positions ({attribute} in its config.json); "
+            f"set data.max_length to {room} or less",
+        )
+    ]
+
+
+def _adapter_problems(config: Config, skeleton) -> list[ConfigProblem]:
+    """peft.target_modules against the model's module names (PEFT's rule: a name or the end of a dotted
+    name, or a regular expression for the whole name), then PEFT itself on the model's skeleton."""
+    import re
+
+    from peft import get_peft_model
+
+    names = [name for name, _ in skeleton.named_modules() if name]
+    targets = config.peft.options.get("target_modules")
+    if isinstance(targets, str) and targets != "all-linear" and not any(re.fullmatch(targets, name) for name in names):
+        return [ConfigProblem("peft.target_modules", f"the pattern {targets!r} matches no module of the model; {_adaptable(skeleton)}")]
+    if isinstance(targets, list):
+        missing = [t for t in targets if not any(name == t or name.endswith(f".{t}") for name in names)]
+        if missing:
+            listed = ", ".join(map(repr, missing))
+            return [ConfigProblem("peft.target_modules", f"the model has no module named {listed}; {_adaptable(skeleton)}")]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            get_peft_model(skeleton, config.peft.to_peft_config(config.task.type))
+    except (ValueError, TypeError) as error:  # PEFT's own refusals: unsupported layers, no target found
+        return [ConfigProblem("peft", f"PEFT cannot put this adapter on the model: {_whole_message(error)}; {_adaptable(skeleton)}")]
+    except Exception:  # something the meta device does not support: the real model will say
+        return []
+    return []
+
+
+def _adaptable(model) -> str:
+    """'its layers an adapter can target include: query, key, value, dense, ...' (last name parts)."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    kinds = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d, Conv1D)
+    found = list(dict.fromkeys(name.rsplit(".", 1)[-1] for name, module in model.named_modules() if name and isinstance(module, kinds)))
+    more = f" and {len(found) - MODULES_LISTED} more" if len(found) > MODULES_LISTED else ""
+    return f"its layers an adapter can target include: {', '.join(found[:MODULES_LISTED])}{more}"
+
+
+def _auto_class(task_type: str):
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification if task_type == "sequence-classification" else AutoModelForCausalLM
 
 
 def check_4bit_support(section: ModelSection) -> None:
@@ -222,12 +325,15 @@ def load_adapter(model: PreTrainedModel, adapter_dir: Path) -> PeftModel:
 # --- facts for the card -----------------------------------------------------------------------
 
 
-def model_facts(section: ModelSection, loaded: LoadedModel, peft_model: PeftModel, *, base_parameters: int) -> ModelFacts:
+def model_facts(
+    section: ModelSection, loaded: LoadedModel, peft_model: PeftModel, *, base_parameters: int, project: Path | None = None
+) -> ModelFacts:
+    """The base model's facts for run.json; a local path inside `project` is recorded relative to it."""
     trainable, total = peft_model.get_nb_trainable_parameters()
     metadata = _card_metadata(loaded.source)
     language = metadata.get("language")
     return ModelFacts(
-        name_or_path=section.name_or_path,
+        name_or_path=portable_path(section.name_or_path, project) if project else section.name_or_path,
         hub_id=base_model_hub_id(section, loaded.source),
         revision=section.revision,
         source=loaded.source.kind,
@@ -384,6 +490,12 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _whole_message(error: BaseException, limit: int = 600) -> str:
+    """The error's message on one line (transformers' messages list their causes on several lines)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _first_line(error: BaseException) -> str:

@@ -96,6 +96,11 @@ def _document(
     model, tokenizer, eval_data, run_dir, config: Mapping[str, Any], trainer, base_model: str | None, overwrite: bool
 ) -> tuple[RunDir, Config]:
     run = RunDir(run_dir)
+    with run.lock(create=True):
+        return _write_run(run, model, tokenizer, eval_data, config, trainer, overwrite)
+
+
+def _write_run(run: RunDir, model, tokenizer, eval_data, config: Mapping[str, Any], trainer, overwrite: bool) -> tuple[RunDir, Config]:
     _claim(run, overwrite)
     if base_model is not None:
         config = {**config, "model": {**(config.get("model") or {}), "hub_id": base_model}}
@@ -105,13 +110,14 @@ def _document(
     label_column = data_section.get("label_column", DataSection.model_fields["label_column"].default)
     write_jsonl(run.path / "data" / EVAL_FILE, _rows(eval_data, text_column, label_column))
     settings = _config(run, peft_model, config)  # validated after the data file exists: validation checks it
-    data = load_data(settings.data, seed=DEFAULT_SEED, with_train=False)
+    data = load_data(settings.data, seed=DEFAULT_SEED, with_train=False, project=settings.project)
     record = new_record(settings)
     source = resolve_source(settings.model)
     save_adapter(peft_model, tokenizer, run, base_model_hub_id(settings.model, source))
     trainable, total = peft_model.get_nb_trainable_parameters()
     loaded = LoadedModel(model=peft_model.get_base_model(), tokenizer=tokenizer, source=source)
-    record.model = model_facts(settings.model, loaded, peft_model, base_parameters=total - trainable)  # the base is frozen
+    base_parameters = total - trainable  # the base is frozen
+    record.model = model_facts(settings.model, loaded, peft_model, base_parameters=base_parameters, project=settings.project)
     record.adapter = adapter_facts(settings.peft.method, run.adapter)
     record.data = data.facts
     if trainer is not None:
@@ -129,7 +135,7 @@ def _claim(run: RunDir, overwrite: bool) -> None:
         raise RunDirError(f"{run.path} already holds a run; pass overwrite=True to replace it, or choose another run_dir")
     if run.exists():
         run.clear()
-    elif run.path.is_dir() and any(run.path.iterdir()):
+    elif not run.is_empty():
         raise RunDirError(f"{run.path} is not empty and holds no hubcard run; choose an empty or new run_dir")
     run.check_writable()
 

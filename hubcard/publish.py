@@ -34,7 +34,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -49,7 +48,7 @@ from huggingface_hub.utils.sha import git_hash, sha_fileobj
 from jinja2.filters import do_filesizeformat
 
 from hubcard import __version__
-from hubcard.card import ADAPTER_ID_STAND_IN, CardFacts, config_yaml, gather_facts, render_card
+from hubcard.card import ADAPTER_ID_STAND_IN, CardFacts, config_yaml, gather_facts, recorded_template, render_card
 from hubcard.config import HubSection, ModelSection
 from hubcard.errors import PublishError
 from hubcard.hub import (
@@ -64,7 +63,7 @@ from hubcard.hub import (
     with_retries,
 )
 from hubcard.lint import _metadata_format_problems, is_hub_id, split_front_matter
-from hubcard.rundir import PublishFacts, RunDir, RunRecord, write_text_atomic
+from hubcard.rundir import PublishFacts, RunDir, RunRecord, holding_run_dir, temporary_folder, write_text_atomic
 from hubcard.secrets import MASK, current_token, files_with_tokens
 
 CARD = "README.md"
@@ -275,6 +274,7 @@ def _visibility_differs(repo_id: str, private: bool) -> str:
 # --- publishing -------------------------------------------------------------------------------------
 
 
+@holding_run_dir
 def publish_run(
     run_dir: str | Path, *, dry_run: bool = False, hub: Mapping[str, Any] | None = None, base_model: str | None = None
 ) -> PublishOutcome:
@@ -412,7 +412,7 @@ def build_view(run: RunDir, record: RunRecord, facts: CardFacts, card_text: str)
     manifest = {"about": MANIFEST_ABOUT, "files": sorted(contents)}
     contents[MANIFEST] = (json.dumps(manifest, indent=2) + "\n").encode()
     run.path.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=run.path, prefix=".repo-"))
+    staging = temporary_folder(run.path, ".repo-")
     try:
         for path, content in contents.items():
             target = staging / path
@@ -477,7 +477,7 @@ def _card(run: RunDir, record: RunRecord, upcoming: RunRecord, target: HubSectio
     the upload). It is the card rendered for `target` (`upcoming`), unless RUN_DIR/README.md was edited
     by hand (it is not the card hubcard renders from run.json): that card is uploaded as it is when it
     was written for this repo or names it, and never replaced; otherwise publishing stops, naming it."""
-    template = (record.config.get("card") or {}).get("template")
+    template = recorded_template(run, record)
     wanted = render_card(upcoming, template)
     existing = run.card.read_text(encoding="utf-8") if run.card.is_file() else None
     if existing is None or existing == wanted:

@@ -11,19 +11,27 @@
 
 Stages fill run.json in turn (train: model, adapter, data, training; evaluate: evaluation, plots;
 publish: publish). Every write is atomic (temporary file, then rename), so an interrupted stage
-never leaves a half-written run.json or card behind.
+never leaves a half-written run.json or card behind, and gives the file the permissions any other
+program would (0644 under the usual umask). A stage holds the run directory's lock
+(RUN_DIR/.hubcard.lock) while it works: a second process on the same run directory stops at once,
+naming the first.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import re
 import shutil
+import socket
+import sys
 import tempfile
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -33,6 +41,9 @@ RUN_SCHEMA_VERSION = 1
 CHECKPOINT_FOLDER = re.compile(r"^checkpoint-(\d+)$")
 MIN_FREE_BYTES = 200 * 2**20
 """Free space a run directory needs before training starts: checkpoints of an adapter, plots, card."""
+LOCK_FILE = ".hubcard.lock"
+"""Held (flock) by the process working on the run directory; it holds that process's PID and command."""
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
 
 class Record(BaseModel):
@@ -177,6 +188,9 @@ class Example(Record):
     """causal-lm: the base model's raw answer, e.g. 'The sentiment of the text is negative.'"""
     adapter_answer: str | None = None
     kind: Literal["fixed", "still wrong", "broken", "both right"]
+    exact: bool = True
+    """Whether `text` is the example's text as the data has it; False when it was cut to its beginning
+    (a long text) or a token-like string in it was masked: what the card and the upload show."""
 
 
 class EvaluationFacts(Record):
@@ -283,8 +297,59 @@ class RunDir:
         """Everything hubcard writes into a run directory, and nothing else."""
         return [self.run_json, self.adapter, self.predictions, self.plots, self.card, self.checkpoints, self.repo_view]
 
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
+
     def exists(self) -> bool:
         return self.run_json.is_file()
+
+    def has_adapter(self) -> bool:
+        """Whether adapter/ holds a saved adapter: its config and its weights."""
+        return (self.adapter / "adapter_config.json").is_file() and any((self.adapter / name).is_file() for name in ADAPTER_WEIGHTS)
+
+    def is_empty(self) -> bool:
+        """Whether the folder is missing or holds nothing (but the lock of the process that works on it)."""
+        return not self.path.is_dir() or all(path.name == LOCK_FILE for path in self.path.iterdir())
+
+    @contextlib.contextmanager
+    def lock(self, *, create: bool = False) -> Iterator[None]:
+        """Hold the run directory for this process while the block runs; nested holds are one.
+
+        `create`: make the folder first (after `check_writable`) if it is missing; a folder made here
+        that is still empty afterwards is removed again, so a stage refused for bad input leaves
+        nothing behind. A missing folder is not created otherwise (nor locked: the stage reports it).
+        Raises RunDirError naming the process that holds the run directory.
+        """
+        created: list[Path] = []
+        if not self.path.is_dir():
+            if not create:
+                yield
+                return
+            self.check_writable()
+            created = [folder for folder in (self.path, *self.path.parents) if not folder.exists()]
+            self.path.mkdir(parents=True, exist_ok=True)
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.lock_file, timeout=0, is_singleton=True, on_acquired=_record_holder)
+        try:
+            lock.acquire()
+        except Timeout:
+            _remove_if_empty(created)
+            raise RunDirError(
+                f"{self.path} is in use by another hubcard process ({_holder(self.lock_file)}): wait until it has "
+                "finished, or use another run directory (--run-dir)"
+            ) from None
+        except OSError as error:
+            _remove_if_empty(created)
+            raise RunDirError(f"cannot write to the run directory {self.path}: {error.strerror or error}") from None
+        try:
+            yield
+        finally:
+            if lock.lock_counter == 1:
+                self.lock_file.unlink(missing_ok=True)  # while still held: a waiter sees the file go and starts anew
+            lock.release()
+            _remove_if_empty(created)
 
     def last_checkpoint(self) -> Path | None:
         """The Trainer checkpoint with the highest step that was saved completely, or None."""
@@ -344,6 +409,61 @@ class RunDir:
         write_text_atomic(self.run_json, record.model_dump_json(indent=2) + "\n")
 
 
+Stage = TypeVar("Stage", bound=Callable[..., Any])
+
+
+def holding_run_dir(stage: Stage) -> Stage:
+    """A stage whose first argument is a run directory, run while it holds that directory's lock."""
+
+    @functools.wraps(stage)
+    def held(run_dir: str | Path, *args: Any, **kwargs: Any) -> Any:
+        with RunDir(run_dir).lock():
+            return stage(run_dir, *args, **kwargs)
+
+    return held  # type: ignore[return-value]
+
+
+def _record_holder(descriptor: int) -> None:
+    """Write who holds the lock into the lock file, for the message of a process that finds it held."""
+    from hubcard.secrets import scrub
+
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": scrub(" ".join([os.path.basename(command[0]), *command[1:]]) if (command := sys.orig_argv) else ""),
+        "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, json.dumps(holder).encode())
+
+
+def _holder(lock_file: Path) -> str:
+    """'PID 4242 on host, `hubcard train config.yaml`, since 2025-11-20 14:02 UTC', as far as it is known."""
+    try:
+        holder = json.loads(lock_file.read_text(encoding="utf-8"))
+        since = datetime.fromisoformat(holder["since"]).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"PID {holder['pid']} on {holder['host']}, `{holder['command']}`, since {since}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its PID is not recorded"
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders a lock created (innermost first) that are still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimizer step a Trainer checkpoint folder (checkpoint-N) was saved at."""
+    match = CHECKPOINT_FOLDER.match(checkpoint.name)
+    if match is None:
+        raise ValueError(f"{checkpoint} is not a Trainer checkpoint folder")
+    return int(match.group(1))
+
+
 def _saved_completely(checkpoint: Path) -> bool:
     """The Trainer writes trainer_state.json last, in place: a checkpoint is complete when it reads back
     (a process killed while writing it leaves it cut short)."""
@@ -363,6 +483,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes the file private (0600)
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
@@ -371,6 +492,29 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def temporary_folder(parent: Path, prefix: str) -> Path:
+    """A new folder in `parent` with the permissions of any other folder (mkdtemp makes it private)."""
+    folder = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    folder.chmod(0o777 & ~_umask())
+    return folder
+
+
+def usual_permissions(folder: Path) -> None:
+    """Give `folder` and everything in it the permissions a new file or folder gets (0644 and 0755 under
+    the usual umask): libraries that write through private temporary files leave 0600 behind."""
+    for path in (folder, *folder.rglob("*")):
+        if not path.is_symlink():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~_umask())
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask (read by setting it, so read once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

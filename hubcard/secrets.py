@@ -17,12 +17,18 @@ def current_token() -> str | None:
     return get_token()
 
 
+def mask_tokens(text: str) -> str:
+    """`text` with every string that looks like a Hugging Face token masked: data shown in a card or
+    uploaded (an example's text, a model's answer) may hold one, and it is data, not the user's secret."""
+    return HF_TOKEN_PATTERN.sub(MASK, text)
+
+
 def scrub(text: str) -> str:
     """`text` with the user's token and anything that looks like a Hugging Face token masked."""
     token = os.environ.get("HF_TOKEN")
     if token:
         text = text.replace(token, MASK)
-    return HF_TOKEN_PATTERN.sub(MASK, text)
+    return mask_tokens(text)
 
 
 def files_with_tokens(folder: Path, token: str | None = None) -> list[Path]:

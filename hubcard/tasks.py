@@ -17,6 +17,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+CHARS_PER_TOKEN = 16
+"""Characters per token assumed when a long text is cut before tokenizing (see `bounded_text`)."""
+MAX_CHARS_PER_TOKEN = 4096
+"""Beyond this many characters per token (one enormous word), a text is cut without checking."""
+SPARE_TOKENS = 16
+WHITESPACE = (" ", "\n", "\t", "\r")
 IGNORED_LABEL = -100
 """Label of the prompt tokens: the loss is computed on the answer only."""
 NO_LABEL = -1
@@ -47,6 +53,7 @@ class Prompter:
 
     def prompt_ids(self, text: str, max_length: int) -> list[int]:
         """The prompt's token ids; a long prompt loses its beginning, never the question at its end."""
+        text = bounded_text(self.tokenizer, text, max_length, keep_end=True)
         ids = self.tokenizer(self.prompt(text), add_special_tokens=False)["input_ids"]
         return ids[-max_length:]
 
@@ -62,7 +69,38 @@ class Prompter:
 
 def encode_for_classification(tokenizer: PreTrainedTokenizerBase, text: str, max_length: int) -> dict[str, Any]:
     """Token ids of one example for a sequence classifier (no padding: batches are padded as they form)."""
+    text = bounded_text(tokenizer, text, max_length, keep_end=tokenizer.truncation_side == "left")
     return dict(tokenizer(text, truncation=True, max_length=max_length))  # a dict: batches sort by its length
+
+
+def bounded_text(tokenizer: PreTrainedTokenizerBase, text: str, max_length: int, *, keep_end: bool = False) -> str:
+    """The beginning (`keep_end`: the end) of `text` that holds its first (last) `max_length` tokens and
+    SPARE_TOKENS more, cut between words: tokenizing it gives those tokens exactly, without tokenizing
+    the rest. A tokenizer spends memory on every character it is given (a 50 MB text takes gigabytes),
+    however few tokens are kept. The part tried first has CHARS_PER_TOKEN characters per token, then
+    four times as many, until it holds enough tokens or is the whole text; beyond MAX_CHARS_PER_TOKEN
+    (a text of a few enormous words) it is cut where it is."""
+    size, cap = max_length * CHARS_PER_TOKEN, max_length * MAX_CHARS_PER_TOKEN
+    while size < min(len(text), cap):
+        part = _cut_between_words(text, size, keep_end)
+        if part is not None and len(tokenizer(part, add_special_tokens=False)["input_ids"]) > max_length + SPARE_TOKENS:
+            return part
+        size *= 4
+    if len(text) <= cap:
+        return text
+    return text[-cap:] if keep_end else text[:cap]
+
+
+def _cut_between_words(text: str, size: int, keep_end: bool) -> str | None:
+    """The first (last) `size` characters of `text` or fewer, ending (starting) at a space, tab or line
+    break, so that no word is split; None when they hold no such character."""
+    if keep_end:
+        part = text[-size:]
+        starts = [index for index in (part.find(space) for space in WHITESPACE) if index >= 0]
+        return part[min(starts) :] if starts else None
+    part = text[:size]
+    end = max(part.rfind(space) for space in WHITESPACE)
+    return part[:end] if end >= 0 else None
 
 
 def encode_for_causal_lm(prompter: Prompter, text: str, label: int, max_length: int) -> dict[str, Any]:

@@ -17,23 +17,25 @@ import shutil
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hubcard import __version__, environment
 from hubcard.config import Config, redact
 from hubcard.data import LabeledData, load_data
-from hubcard.errors import RunDirError
+from hubcard.errors import ConfigError, ConfigProblem, RunDirError
 from hubcard.models import (
     LoadedModel,
     adapter_facts,
     attach_adapter,
     base_model_hub_id,
     check_4bit_support,
+    check_model_fits,
     load_base_model,
     model_facts,
 )
 from hubcard.plots import loss_curve
-from hubcard.rundir import RunDir, RunRecord, StageTiming, TaskFacts, TrainingFacts
+from hubcard.rundir import RunDir, RunRecord, StageTiming, TaskFacts, TrainingFacts, checkpoint_step, usual_permissions
 from hubcard.tasks import Prompter, encode_for_causal_lm, encode_for_classification
 
 if TYPE_CHECKING:
@@ -57,25 +59,77 @@ class Plan:
     record: RunRecord
     checkpoint: str | None
     """The checkpoint to resume from, or None to start from the first step."""
+    restore: bool = False
+    """Training has finished, but its adapter is missing: save it again from `checkpoint`, the final one."""
 
 
 def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> RunDir:
     """Train the adapter `config` describes into its run directory and record the facts in run.json.
 
     A run directory that holds the same run (same config fingerprint) continues from its last
-    checkpoint, or is left as it is when its training has finished; one that holds a different run
-    is refused unless `overwrite`. Raises HubcardError subclasses for everything the user can fix.
+    checkpoint, or is left as it is when its training has finished and its adapter is saved; one
+    that holds a different run is refused unless `overwrite`. The main process holds the run
+    directory's lock throughout. Raises HubcardError subclasses for everything the user can fix.
     """
-    check_4bit_support(config.model)  # before the run directory is touched
+    from hubcard.pipeline import is_main_process
+
+    check_before_training(config)  # before the run directory is touched and the weights are loaded
+    with RunDir(config.run_dir).lock(create=True) if is_main_process() else nullcontext():
+        return _train(config, resume=resume, overwrite=overwrite)
+
+
+def check_before_training(config: Config) -> None:
+    """What can be checked before anything starts: 4-bit support and the reporting integrations of
+    training.report_to (the base model's limits are checked once the data is read, before its weights
+    are loaded: `check_model_fits`). Raises ConfigError listing every problem."""
+    check_4bit_support(config.model)
+    problems = _reporting_problems(config.training)
+    if problems:
+        raise ConfigError(problems, config.source)
+
+
+def _reporting_problems(training: dict[str, Any]) -> list[ConfigProblem]:
+    """training.report_to naming an integration transformers does not know, or one not installed (the
+    Trainer would fail when it starts)."""
+    from transformers.integrations import get_available_reporting_integrations
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    report_to = training.get("report_to")
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    installed = get_available_reporting_integrations()
+    problems = []
+    for name in names:
+        if name in ("all", "none"):
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            known = ", ".join(sorted(INTEGRATION_TO_CALLBACK))
+            problems.append(ConfigProblem("training.report_to", f"{name!r} is not an integration transformers knows; known: {known}"))
+        elif name not in installed:
+            problems.append(
+                ConfigProblem(
+                    "training.report_to",
+                    f"{name!r}: its package is not installed (pip install {name.replace('_', '-')}), or remove it from "
+                    f"training.report_to; installed: {', '.join(installed) or 'none'}",
+                )
+            )
+    return problems
+
+
+def _train(config: Config, *, resume: bool, overwrite: bool) -> RunDir:
     run = RunDir(config.run_dir)
     processes = _base_arguments(config, run).distributed_state  # the processes, as the Trainer sees them
     plan = _main_process_plan(processes, run, config, resume=resume, overwrite=overwrite)
     if plan is None:
         logger.info("%s is already trained with this config; --overwrite trains it again", run.path)
         return run
+    if plan.restore:
+        if processes.is_main_process:
+            _restore_adapter(config, run, plan)
+        return run
     seed = int(config.training.get("seed", DEFAULT_SEED))
     with processes.main_process_first():  # the data set, model and tokenized data caches are built once
-        data = load_data(config.data, seed=seed)
+        data = load_data(config.data, seed=seed, project=config.project)
+        check_model_fits(config)
         loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed)
         train_dataset = encode_training_data(config, loaded, data)
     base_parameters = loaded.model.num_parameters()
@@ -98,10 +152,10 @@ def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> R
     save_adapter(peft_model, loaded.tokenizer, run, base_model_hub_id(config.model, loaded.source))
     started = record.stages["train"].started_at
     record.stages["train"] = StageTiming(started_at=started, finished_at=_now(), seconds=(_now() - started).total_seconds())
-    record.model = model_facts(config.model, loaded, peft_model, base_parameters=base_parameters)
+    record.model = model_facts(config.model, loaded, peft_model, base_parameters=base_parameters, project=config.project)
     record.adapter = adapter_facts(config.peft.method, run.adapter)
     record.data = data.facts
-    record.training = training_facts(trainer, resumed_from=plan.checkpoint)
+    record.training = training_facts(trainer, resumed_from=plan.checkpoint and str(Path(plan.checkpoint).relative_to(run.path)))
     record.emissions = meter.result
     if (plot := loss_curve(trainer.state.log_history, run.plots / "loss.png")) is not None:
         record.plots["loss"] = str(plot.relative_to(run.path))
@@ -142,17 +196,28 @@ def _plan(run: RunDir, config: Config, *, resume: bool, overwrite: bool) -> Plan
                 "directory with --run-dir or `run_dir:` in the config"
             )
         if same_run and not overwrite:
-            if previous.training is not None:
+            if previous.training is not None and run.has_adapter():
                 return None
             checkpoint = run.last_checkpoint()
-            if checkpoint is not None:
+            previous.config = redact(config.portable_dict())  # the same run; publishing settings may have changed
+            if previous.training is not None:  # trained, but adapter/ was deleted or is incomplete
+                final = checkpoint is not None and checkpoint_step(checkpoint) >= previous.training.global_steps
+                logger.warning(
+                    "%s records a finished training, but its adapter is missing (adapter/ holds no adapter_config.json "
+                    "and weights): saving it again from %s",
+                    run.path,
+                    f"the checkpoint {checkpoint.name}" if checkpoint else "a new training (no checkpoint is left)",
+                )
+                if final:
+                    return Plan(previous, str(checkpoint), restore=True)
+                previous.training = None
+            elif checkpoint is not None:
                 logger.info("continuing %s from %s", run.path, checkpoint.name)
-            previous.config = redact(config.to_dict())  # the same run; publishing settings may have changed
             return Plan(previous, str(checkpoint) if checkpoint else None)
         run.clear()
     elif resume:
         raise RunDirError(f"--resume: {run.path} holds no run to continue; start it without --resume")
-    elif run.path.is_dir() and any(run.path.iterdir()):
+    elif not run.is_empty():
         raise RunDirError(
             f"{run.path} is not empty and holds no hubcard run (no run.json); choose an empty or new run directory "
             "with --run-dir or `run_dir:` in the config"
@@ -161,13 +226,29 @@ def _plan(run: RunDir, config: Config, *, resume: bool, overwrite: bool) -> Plan
     return Plan(new_record(config), None)
 
 
+def _restore_adapter(config: Config, run: RunDir, plan: Plan) -> None:
+    """Save the adapter of a finished training again from its final checkpoint (the Trainer, resumed
+    there, would train one step more)."""
+    from peft.utils import load_peft_weights, set_peft_model_state_dict
+
+    record = plan.record
+    assert record.data is not None and plan.checkpoint is not None
+    seed = int(config.training.get("seed", DEFAULT_SEED))
+    loaded = load_base_model(config.model, config.task.type, record.data.label_names, seed=seed)
+    peft_model = attach_adapter(loaded.model, config.peft, config.task.type)
+    set_peft_model_state_dict(peft_model, load_peft_weights(plan.checkpoint))
+    save_adapter(peft_model, loaded.tokenizer, run, base_model_hub_id(config.model, loaded.source))
+    record.adapter = adapter_facts(config.peft.method, run.adapter)
+    run.write(record)
+
+
 def new_record(config: Config) -> RunRecord:
     task = config.task
     causal = task.type == "causal-lm"
     return RunRecord(
         hubcard_version=__version__,
         created_at=_now(),
-        config=redact(config.to_dict()),
+        config=redact(config.portable_dict()),
         config_fingerprint=config.fingerprint(),
         versions=environment.versions(),
         hardware=environment.hardware(),
@@ -197,6 +278,7 @@ def save_adapter(peft_model, tokenizer, run: RunDir, hub_id: str | None) -> None
         peft_config.base_model_name_or_path = loaded_from  # the caller's model is left as it was
     (staging / "README.md").unlink(missing_ok=True)  # PEFT's placeholder card; hubcard writes the real one
     tokenizer.save_pretrained(staging)
+    usual_permissions(staging)  # safetensors writes its files private (0600)
     shutil.rmtree(run.adapter, ignore_errors=True)
     staging.rename(run.adapter)
 

@@ -331,3 +331,21 @@ def test_qlora_loads_the_base_model_in_4bit(tmp_path):
     assert problems_of(raw) == {
         "model.load_in_4bit": "peft.method qlora loads the base model in 4-bit; remove load_in_4bit: false, or use peft.method lora"
     }
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines_and_a_merge_may_override(tmp_path):
+    raw = valid_config(tmp_path)
+    text = yaml.safe_dump(raw) + "task: {type: causal-lm, type: sequence-classification}\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_yaml(tmp_path, text))
+    lines = text.splitlines()
+    first = next(number for number, line in enumerate(lines, 1) if line.startswith("task:"))
+    assert [str(problem) for problem in caught.value.problems] == [
+        f"task: given twice, at lines {first} and {len(lines)}; YAML would silently keep only the last one: remove one of them",
+        f"task.type: given twice, on line {len(lines)}; YAML would silently keep only the last one: remove one of them",
+    ]
+
+    merged = yaml.safe_dump(raw).replace("peft:\n", "defaults: &defaults\n  r: 4\npeft:\n  <<: *defaults\n")
+    with pytest.raises(ConfigError) as caught:  # `defaults` is no section, but the merge itself is no duplicate
+        load_config(write_yaml(tmp_path, merged))
+    assert [problem.path for problem in caught.value.problems] == ["defaults"]

@@ -62,11 +62,12 @@ def run(tmp_path, adapter) -> Path:
 
 
 def snapshot(run: Path) -> dict[str, str]:
-    """sha256 of every file of the run directory but the repo view (rebuilt by each publish)."""
+    """sha256 of every file of the run directory but the repo view (rebuilt by each publish) and the lock
+    file (a killed process leaves it behind, unlocked)."""
     return {
         str(path.relative_to(run)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(run.rglob("*"))
-        if path.is_file() and RunDir(run).repo_view not in path.parents
+        if path.is_file() and RunDir(run).repo_view not in path.parents and path != RunDir(run).lock_file
     }
 
 

@@ -10,6 +10,7 @@ the command ran on, byte-identical). README.md's "What hubcard guarantees" quote
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import os
 import re
@@ -33,7 +34,7 @@ from hubcard.cli import INTERRUPTED_EXIT_CODE, cli
 from hubcard.lint import scan_markdown
 from hubcard.rundir import RunDir, RunRecord, read_jsonl
 from tests.publishable import FIXTURE
-from tests.test_card import HOSTILE_TEXTS, MARKDOWN, shown_as, table_after
+from tests.test_card import HOSTILE_TEXTS, MARKDOWN, shown_as, table_after, with_examples
 from tests.tiny import REVIEWS, config_dict, tiny_model, write_config
 
 REPO = "alice/hostile-reviews-lora"
@@ -168,11 +169,18 @@ class BadInput:
     exit_code: int = 2
     before_torch: bool = False
     """Refused before torch is even imported."""
+    edit: Callable[[str], str] | None = None
+    """A change to the config file's text, after the config is written (a key given twice)."""
 
 
 def refused_after_the_config(name: str, says: str, files: dict[str, str | bytes] | None = None, config=None) -> BadInput:
     """A case whose config is valid: the data or the run directory is refused (exit 1)."""
     return BadInput(name, (says,), config, files or {}, exit_code=1)
+
+
+def not_installed_integration() -> str:
+    """A reporting integration transformers knows whose package is not installed here."""
+    return next(name for name in ("wandb", "neptune", "clearml", "dvclive") if importlib.util.find_spec(name) is None)
 
 
 def setting(key: str, value: Any) -> Callable[[dict[str, Any], Path], None]:
@@ -210,6 +218,32 @@ BAD_INPUTS = [
         ("data.files: no file for split 'test'", "the splits it has files for are: train, validation"),
         setting("data.eval_split", "test"),
     ),
+    BadInput(  # YAML itself keeps the last: r 64 would be trained
+        "a-key-given-twice",
+        ("peft.r: given twice, at lines 19 and 20; YAML would silently keep only the last one",),
+        edit=lambda text: text.replace("  r: 4\n", "  r: 4\n  r: 64\n"),
+    ),
+    BadInput(  # IA3 would be trained instead of LoRA
+        "a-section-given-twice",
+        ("peft: given twice, at lines 16 and 27; YAML would silently keep only the last one",),
+        edit=lambda text: text + "peft:\n  method: ia3\n",
+    ),
+    BadInput(
+        "text-column-is-the-label-column",
+        ("data.label_column: is the text column too ('label'): the model would read the label as its input",),
+        setting("data.text_column", "label"),
+    ),
+    BadInput(
+        "a-model-folder-without-config-json",
+        ("model.name_or_path: {folder}/model is a folder without config.json, so it is not a transformers model folder",),
+        setting("model.name_or_path", "./model"),
+        {"model/model.safetensors": b"weights without their config"},
+    ),
+    BadInput(
+        "a-reporting-integration-not-installed",
+        (f"training.report_to: '{not_installed_integration()}': its package is not installed",),
+        setting("training.report_to", [not_installed_integration()]),
+    ),
     # The data (exit 1).
     refused_after_the_config(
         "no-label-column",
@@ -230,6 +264,31 @@ BAD_INPUTS = [
         "blank-text",
         "data.text_column: split 'validation' ({folder}/validation.jsonl): the text in column 'text' is empty or missing in row 1",
         {"validation.jsonl": '{"text": "  ", "label": "positive"}\n'},
+        setting("data.files.validation", "validation.jsonl"),
+    ),
+    refused_after_the_config(
+        "a-label-missing",
+        "data.label_column: split 'train' ({folder}/train.csv): the label in column 'label' is missing in row 3 "
+        "(line 4 of the file)",
+        {"train.csv": GOOD_CSV + "A film.,\n"},
+    ),
+    refused_after_the_config(  # pandas would take the first field for an index and shift the columns
+        "an-extra-field-in-the-first-row",
+        "data.files.train: {folder}/train.csv, line 2: 3 fields, but the header (line 1) has 2 (text, label); a text "
+        "that holds a comma must be in quotes",
+        {"train.csv": GOOD_CSV.replace("A warm and funny film.", "A warm, funny film.")},
+    ),
+    refused_after_the_config(
+        "a-quote-that-never-closes",
+        "data.files.train: {folder}/train.tsv, line 3: a quoted text starts here and its closing quote never comes",
+        {"train.tsv": 'text\tlabel\nA warm film.\tpositive\n"A dull film.\tnegative\nA fine film.\tpositive\n'},
+        setting("data.files.train", "train.tsv"),
+    ),
+    refused_after_the_config(
+        "a-broken-json-line",
+        "data.files.validation: cannot read {folder}/validation.jsonl as json: line 3 is not valid JSON: Expecting ',' "
+        "delimiter (column 17)",
+        {"validation.jsonl": '{"text": "Good.", "label": "positive"}\n\n{"text": "Bad." "label": "negative"}\n'},
         setting("data.files.validation", "validation.jsonl"),
     ),
     refused_after_the_config(
@@ -314,7 +373,8 @@ def write_case(case: BadInput, folder: Path, model: Path) -> Path:
     raw = config_dict(model, "sequence-classification", Path("run"), data={"files": {"train": "train.csv", "validation": "validation.csv"}})
     if case.config is not None:
         case.config(raw, folder)
-    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    text = yaml.safe_dump(raw)
+    config.write_text(case.edit(text) if case.edit else text, encoding="utf-8")
     return config
 
 
@@ -643,3 +703,300 @@ def test_the_base_models_own_code_runs_only_when_the_config_trusts_it(published,
     card = (tmp_path / "run" / "README.md").read_text(encoding="utf-8")
     assert "- **Remote code:** the base model was loaded with `trust_remote_code=True`" in card
     assert "trust_remote_code=True" in card.split("```python")[1]  # the usage snippet asks for it too
+
+
+# --- what the base model cannot take: refused before its weights are loaded ----------------------------
+
+
+@pytest.fixture(scope="module")
+def bert_without_weights(bert, tmp_path_factory) -> Path:
+    """The tiny BERT with its weights file replaced by junk: loading the weights would fail, so a config
+    error from this model proves the weights were never loaded."""
+    model = Path(shutil.copytree(bert, tmp_path_factory.mktemp("junk-weights") / "model"))
+    (model / "model.safetensors").write_bytes(b"junk, not weights")
+    return model
+
+
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        (
+            {"data": {"max_length": 1024}},
+            "data.max_length: data.max_length is 1024 tokens, but the base model takes at most 512 positions "
+            "(max_position_embeddings in its config.json); set data.max_length to 512 or less",
+        ),
+        (
+            {"peft": {"method": "lora", "r": 4, "target_modules": ["q_proj", "v_proj"]}},
+            "peft.target_modules: the model has no module named 'q_proj', 'v_proj'; its layers an adapter can target "
+            "include: word_embeddings, position_embeddings, token_type_embeddings, query, key, value, dense, classifier",
+        ),
+        (
+            {"peft": {"method": "ia3", "target_modules": r".*\.attn\..*", "feedforward_modules": []}},
+            r"peft.target_modules: the pattern '.*\\.attn\\..*' matches no module of the model; its layers",
+        ),
+    ],
+    ids=["max-length-beyond-the-positions", "target-modules-it-lacks", "a-pattern-that-matches-nothing"],
+)
+def test_what_the_model_cannot_take_is_refused_before_its_weights_load(bert_without_weights, tmp_path, change, says):
+    raw = config_dict(bert_without_weights, "sequence-classification", tmp_path / "run", **change)
+    config = write_config(raw, tmp_path)
+    before = contents(tmp_path)
+
+    result = hubcard("train", str(config))
+
+    assert result.exit_code == 2, result.output  # a config error, not the junk weights' load error
+    assert says in result.stderr
+    assert "Traceback" not in result.output
+    assert contents(tmp_path) == before  # no run directory, no run.json, no checkpoint
+
+
+# --- one process per run directory ------------------------------------------------------------------------
+
+
+def test_a_second_process_on_a_run_directory_in_use_stops_at_once_naming_the_first(bert, tmp_path):
+    run = tmp_path / "run"
+    long_training = {"max_steps": 5000, "save_steps": 5000, "logging_steps": 1000}
+    first = write_config(config_dict(bert, "sequence-classification", run, training=long_training), tmp_path)
+    (tmp_path / "other").mkdir()
+    other = write_config(config_dict(bert, "sequence-classification", run, peft={"method": "lora", "r": 2}), tmp_path / "other")
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hubcard", "train", str(first)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in the kill-and-resume test
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while not RunDir(run).exists():  # the first process holds the lock and has started training
+                assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "stderr.txt").read_text()
+                time.sleep(0.05)
+            others = {
+                "train": hubcard("train", str(other)),
+                "evaluate": hubcard("evaluate", str(run)),
+                "render-card": hubcard("render-card", str(run)),
+                "publish": hubcard("publish", str(run), "--dry-run"),
+            }
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=120)
+            process.kill()
+
+    for command, result in others.items():
+        assert result.exit_code == 1, (command, result.output)
+        assert f"{run} is in use by another hubcard process (PID {process.pid} on " in result.stderr, command
+        assert f"-m hubcard train {first}`" in result.stderr, command  # the first one's command
+        assert "wait until it has finished, or use another run directory" in result.stderr
+    assert process.returncode == INTERRUPTED_EXIT_CODE
+    assert RunDir(run).read().config["peft"]["r"] == 4  # the first run's record: the second replaced nothing
+    assert not (run / "README.md").exists() and not (run / "repo").exists()
+
+
+# --- a project moved or copied elsewhere, an adapter deleted ------------------------------------------------
+
+
+def test_a_moved_or_copied_project_resumes_evaluates_and_publishes_with_its_own_data(bert, tmp_path):
+    project = tmp_path / "alice" / "homework"
+    (project / "data").mkdir(parents=True)
+    for split in ("train", "validation"):
+        shutil.copy(REVIEWS / f"reviews-{split}.csv", project / "data" / f"{split}.csv")
+    files = {"train": "data/train.csv", "validation": "data/validation.csv"}
+    write_config(config_dict(bert, "sequence-classification", Path("runs/lora"), data={"files": files}), project)
+    assert hubcard("train-and-publish", str(project / "config.yaml")).exit_code == 0
+
+    moved = Path(shutil.move(project, tmp_path / "bob" / "homework"))  # the old folder is gone
+    copied = Path(shutil.copytree(moved, tmp_path / "carol" / "homework"))
+    trained = {folder: hubcard("train", str(folder / "config.yaml")) for folder in (moved, copied)}
+    lines = (copied / "data" / "validation.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (copied / "data" / "validation.csv").write_text("".join(lines[:11]), encoding="utf-8")  # the copy's own data: 10 rows
+    evaluated = hubcard("evaluate", str(copied / "runs" / "lora"))
+    published = hubcard("publish", str(copied / "runs" / "lora"), "--dry-run")
+
+    for folder, result in trained.items():
+        assert result.exit_code == 0 and "holds a different run" not in result.output, (folder, result.output)
+    record = RunDir(copied / "runs" / "lora").read()
+    assert record.config["data"]["files"] == {"train": "./data/train.csv", "validation": "./data/validation.csv"}
+    assert record.config["run_dir"] == "./runs/lora" and record.data.files == record.config["data"]["files"]
+    assert evaluated.exit_code == 0 and published.exit_code == 0, evaluated.output + published.output
+    assert record.evaluation.rows == 10  # read from the copy, not from the folder it was copied from
+    assert "data/validation.csv" not in (copied / "runs" / "lora" / "repo" / "config.yaml").read_text(encoding="utf-8")
+
+    # A run stopped before its end (run.json says training has not finished) resumes in the moved folder.
+    unfinished = RunDir(moved / "runs" / "lora")
+    unfinished.write(unfinished.read().model_copy(update={"training": None}))
+    resumed = hubcard("train", str(moved / "config.yaml"), "--resume")
+
+    assert resumed.exit_code == 0, resumed.output
+    assert unfinished.read().training.resumed_from_checkpoint == "checkpoints/checkpoint-4"
+
+
+def test_a_deleted_adapter_is_said_and_saved_again(bert, tmp_path):
+    config = write_config(config_dict(bert, "sequence-classification", tmp_path / "run"), tmp_path)
+    run = RunDir(tmp_path / "run")
+    assert hubcard("train", str(config)).exit_code == 0
+    trained = run.read().training
+    saved = Path(shutil.copy(run.adapter / "adapter_model.safetensors", tmp_path / "saved.safetensors"))
+    shutil.rmtree(run.adapter)
+
+    evaluated = hubcard("evaluate", str(run.path))
+    restored = hubcard("train", str(config))
+
+    assert evaluated.exit_code == 1
+    assert f"{run.adapter} is missing or incomplete" in evaluated.stderr and "run `hubcard train CONFIG` again" in evaluated.stderr
+    assert restored.exit_code == 0, restored.output
+    assert f"Adapter saved in {run.adapter}" in restored.output and run.has_adapter()
+    assert run.read().training == trained  # saved from the final checkpoint: nothing trained again
+    assert_same_tensors(run.adapter / "adapter_model.safetensors", saved)
+
+    shutil.rmtree(run.adapter)
+    shutil.rmtree(run.checkpoints)
+    retrained = hubcard("train", str(config))
+
+    assert retrained.exit_code == 0, retrained.output
+    assert run.has_adapter() and run.read().training.resumed_from_checkpoint is None  # trained anew
+
+
+def assert_same_tensors(file: Path, other: Path) -> None:
+    from safetensors.torch import load_file
+
+    tensors, expected = load_file(file), load_file(other)
+    assert tensors.keys() == expected.keys() and all(tensors[name].equal(expected[name]) for name in tensors)
+
+
+# --- data in the card and the upload: masked, cut, never taken for a missing fact ----------------------------
+
+
+def copy_project(published: Published, tmp_path: Path, text_of_the_last_row: str) -> Path:
+    """A copy of the published run's project (config, data, run directory) whose last evaluation text is
+    replaced, and whose run.json names that file by its absolute path."""
+    project = Path(shutil.copytree(published.folder, tmp_path / "project"))
+    data = project / "hostile.jsonl"
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
+    rows[-1]["text"] = text_of_the_last_row
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    run = RunDir(project / "run")
+    record = run.read()
+    record.config["data"]["files"]["validation"] = str(data)
+    run.write(record)
+    return project
+
+
+DATA_TOKEN = "hf_" + "QuotedInATweet" + "z9" * 10  # looks like a token, and is data
+
+
+def test_a_token_like_string_in_the_evaluation_data_is_masked_in_the_upload_and_kept_in_the_predictions(
+    published, hub, alice, tmp_path
+):
+    run = copy_project(published, tmp_path, f"My key is {DATA_TOKEN}, oops") / "run"
+
+    results = [
+        hubcard("evaluate", str(run)),
+        hubcard("render-card", str(run), "--check"),
+        hubcard("publish", str(run), "--dry-run"),
+        hubcard("publish", str(run)),
+    ]
+
+    for result in results:
+        assert result.exit_code == 0, result.output
+    uploaded = hub.files(REPO)
+    for name in ("README.md", "eval_results.json", "config.yaml"):
+        assert DATA_TOKEN.encode() not in uploaded[name], name
+    examples = json.loads(uploaded["eval_results.json"])["examples"]
+    assert any(example["text"] == "My key is hf_***, oops" and not example["exact"] for example in examples)
+    assert "My key is hf\\_\\*\\*\\*, oops" in uploaded["README.md"].decode()  # the card shows the masked text
+    assert DATA_TOKEN not in uploaded["README.md"].decode().split("```python")[1]  # nor does the snippet quote it
+    assert any(row["text"] == f"My key is {DATA_TOKEN}, oops" for row in read_jsonl(run / "predictions" / "adapter.jsonl"))
+
+
+def test_a_huge_text_costs_memory_in_proportion_and_only_its_beginning_is_uploaded(published, tmp_path):
+    huge = "word " * 4_000_000  # 20 MB in one text
+    peaks, runs = {}, {}
+    for name, text in (("short", "A short text."), ("huge", huge)):
+        run = runs[name] = copy_project(published, tmp_path / name, text) / "run"
+        measured = subprocess.run(
+            [sys.executable, "-c", PEAK_MEMORY, sys.executable, "-m", "hubcard", "evaluate", str(run)],
+            capture_output=True,
+            text=True,
+        )
+        assert measured.returncode == 0, measured.stderr[-3000:]
+        peaks[name] = int(measured.stdout.split()[-1]) * 1024  # ru_maxrss: KiB
+    run = runs["huge"]
+    published_huge = hubcard("publish", str(run), "--dry-run")
+
+    assert peaks["huge"] - peaks["short"] < 15 * len(huge)  # tokenizing it whole took 160 bytes per character
+    assert published_huge.exit_code == 0, published_huge.output
+    example = next(example for example in RunDir(run).read().evaluation.examples if example.text.startswith("word word"))
+    assert len(example.text) == 1000 and not example.exact
+    assert (run / "repo" / "eval_results.json").stat().st_size < 50_000
+    assert (run / "repo" / "README.md").stat().st_size < 100_000
+    assert any(row["text"] == huge for row in read_jsonl(run / "predictions" / "adapter.jsonl"))  # kept whole locally
+
+
+PEAK_MEMORY = """
+import resource, subprocess, sys
+result = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+if result.returncode:
+    sys.exit(result.stderr[-3000:])
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+@pytest.mark.parametrize("name", ["seqcls-minilm-lora", "causal-smollm2-dora"])
+def test_data_that_reads_like_a_missing_fact_passes_the_card_checks(tmp_path, name):
+    texts = ["None", "nan", "NaN", "inf", "-inf", "[More Information Needed]", "Reply: None (more information needed)"]
+    fixture = json.loads((FIXTURE.parent.parent / name / "run.json").read_text(encoding="utf-8"))
+    first_label = fixture["data"]["label_names"][0]
+    record = with_examples(name, texts)  # and a class named None
+    record = RunRecord.model_validate_json(record.model_dump_json().replace(json.dumps(first_label), '"None"'))
+    run = tmp_path / "run"
+    RunDir(run).write(record)
+
+    checked = hubcard("render-card", str(run), "--check")
+    linted = hubcard("lint-card", str(run / "README.md"))
+
+    assert checked.exit_code == 0, checked.output
+    assert "placeholder" not in linted.output and "None" not in linted.output, linted.output
+    card = (run / "README.md").read_text(encoding="utf-8")
+    assert [html.unescape(row[0]) for row in table_after(card, "Examples")] == texts  # shown as written
+    assert [html.unescape(re.sub(r"<[^>]+>", "", row[1])) for row in table_after(card, "Examples")] == ["None"] * len(texts)
+
+
+def test_every_card_field_the_user_gives_is_escaped(tmp_path):
+    data = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    hostile = '<img src=x onerror="alert(1)">'
+    data["config"]["card"] = {
+        "contact": f"{hostile} or [alice](https://huggingface.co/alice)",
+        "description": f"<script>alert(1)</script> A **bold** claim.\n\n- a list\n- {hostile}",
+        "direct_use": "<iframe src=https://evil.example></iframe>",
+        "repository": "<a href='javascript:alert(1)'>code</a>",
+        "citation": f"Alice (2025). {hostile}",
+        "license": "mit",
+    }
+    run = tmp_path / "run"
+    RunDir(run).write(RunRecord.model_validate(data))
+
+    result = hubcard("render-card", str(run), "--check")
+
+    assert result.exit_code == 0, result.output
+    rendered = MARKDOWN.render((run / "README.md").read_text(encoding="utf-8"))
+    for leak in ("<img src=x", "<script", "<iframe", "javascript:alert(1)'>"):
+        assert leak not in rendered
+    assert "<strong>bold</strong>" in rendered and re.search(r"<li>\s*(<p>)?a list", rendered)  # Markdown still works
+    assert '<a href="https://huggingface.co/alice">alice</a>' in rendered
+    assert html.unescape(rendered).count(hostile) == 6  # each shown as the text it is, and in the config block
+
+
+def test_files_hubcard_writes_have_the_usual_permissions(published):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    # Checkpoints are written by the Trainer (safetensors makes its files 0600); hubcard keeps them to itself.
+    run = RunDir(published.run)
+    written = [path for path in run.path.rglob("*") if path.name != ".hubcard.lock" and run.checkpoints not in (path, *path.parents)]
+
+    files = {path.relative_to(published.run): oct(path.stat().st_mode & 0o777) for path in written if path.is_file()}
+    folders = {path.relative_to(published.run): oct(path.stat().st_mode & 0o777) for path in written if path.is_dir()}
+
+    expected = {"run.json", "README.md", "predictions/adapter.jsonl", "adapter/adapter_model.safetensors", "repo/README.md"}
+    assert set(map(Path, expected)) <= files.keys()
+    assert set(files.values()) == {oct(0o666 & ~umask)}, files  # what `touch` makes, not 0600
+    assert set(folders.values()) == {oct(0o777 & ~umask)}, folders
