@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from hubcard.config import DataSection, local_path
 from hubcard.errors import DataError
+from hubcard.metadata import is_hub_id
 from hubcard.rundir import DataFacts, SplitFacts
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def load_data(
         name=section.name,
         revision=section.revision,
         files=section.files,
-        hub_id=section.path,
+        hub_id=section.hub_id or (section.path if section.path and is_hub_id(section.path) else None),
         text_column=section.text_column,
         label_column=section.label_column,
         label_names=names,
