@@ -11,6 +11,7 @@ writes the run directory.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -198,6 +199,10 @@ def save_adapter(peft_model, tokenizer, run: RunDir, hub_id: str | None) -> None
         peft_model.save_pretrained(staging, save_embedding_layers=False)
     finally:
         peft_config.base_model_name_or_path = loaded_from  # the caller's model is left as it was
+    if hub_id is None:  # PEFT names the local folder the base model was loaded from: never publish a path
+        saved = json.loads((staging / "adapter_config.json").read_text(encoding="utf-8"))
+        saved["base_model_name_or_path"] = None
+        (staging / "adapter_config.json").write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (staging / "README.md").unlink(missing_ok=True)  # PEFT's placeholder card; hubcard writes the real one
     tokenizer.save_pretrained(staging)
     shutil.rmtree(run.adapter, ignore_errors=True)
@@ -332,8 +337,9 @@ def training_facts(trainer, *, configured: Collection[str] | None, resumed_from:
     )
 
 
-# Paths and bookkeeping that say nothing about how the adapter was trained.
-NOT_HYPERPARAMETERS = {"output_dir", "logging_dir", "run_name"}
+# Paths, names and display settings that say nothing about how the adapter was trained (disable_tqdm
+# follows transformers' log level).
+NOT_HYPERPARAMETERS = {"output_dir", "logging_dir", "run_name", "disable_tqdm"}
 # Set from the device arguments when TrainingArguments is built with them (use_cpu turns pinning off).
 DEVICE_DEPENDENT_ARGUMENTS = ("dataloader_pin_memory",)
 

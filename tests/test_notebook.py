@@ -3,6 +3,8 @@ functions the CLI uses."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas
 import pytest
 import torch
@@ -12,6 +14,7 @@ from hubcard.config import local_path
 from hubcard.errors import ConfigError, HubcardError
 from hubcard.notebook import document_adapter, publish_adapter
 from hubcard.rundir import read_jsonl
+from tests.factcheck import Given, fact_check
 from tests.tiny import MINILM, REVIEWS
 
 REPO = "ada/minilm-reviews-notebook"
@@ -44,6 +47,33 @@ def notebook(tmp_path_factory):
     trainer = Trainer(model=model, args=arguments, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer))
     trainer.train()
     return model, tokenizer, trainer
+
+
+def test_the_card_of_a_notebook_run_says_who_set_what_and_states_only_true_facts(notebook, tmp_path):
+    """The issue's notebook: lora_alpha=16 (PEFT's default is 8) is the student's, so are the
+    TrainingArguments; use_cpu and dataloader_pin_memory at their defaults are no change; no command
+    repeats the run; the training data (the trainer's) has its section. Then every fact, checked."""
+    model, tokenizer, trainer = notebook
+    config = {"model": {"hub_id": "sentence-transformers/all-MiniLM-L6-v2"}, "data": {"label_names": LABELS, "hub_id": "ada/reviews"}}
+    outcome = publish_adapter(model, tokenizer, eval_frame(), tmp_path / "run", config=config, trainer=trainer)
+    text = outcome.run_dir.card.read_text(encoding="utf-8")
+    for row in ("| `lora_alpha` | `16` | your code |", "| `lora_dropout` | `0.1` | your code |", "| `r` | `8` | PEFT default |"):
+        assert row in text
+    assert "| `num_train_epochs` | `8` | your code |" in text and "| hubcard |" not in text
+    assert "use_cpu" not in text and "dataloader_pin_memory" not in text
+    assert "repeats the run" not in text and "train_split: validation" not in text and "train_split: null" in text
+    assert "### Training Data\n\n220 examples of [ada/reviews](https://huggingface.co/datasets/ada/reviews), split `train`" in text
+    assert "cut at 256 tokens" not in text and "hubcard's evaluation cuts each text at 256 tokens" in text
+
+    given = Given(
+        config=config,
+        base_model_folder=local_path(MINILM),
+        trainer_state=dataclasses.asdict(trainer.state),
+        training_arguments=trainer.args,
+        notebook=True,
+        train_labels=[LABELS[label] for label in trainer.train_dataset["labels"]],
+    )
+    assert fact_check(outcome.run_dir.path, given) == []
 
 
 def eval_frame() -> pandas.DataFrame:
