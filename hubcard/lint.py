@@ -190,12 +190,13 @@ def _metadata_format_problems(metadata: str | None) -> list[LintProblem]:
 def _metadata_problems(metadata: str | None) -> list[LintProblem]:
     """The format problems, then the keys an adapter's card needs to be found and loaded."""
     problems = _metadata_format_problems(metadata)
+    if metadata is None:
+        return problems
     try:
-        data = yaml.safe_load(metadata) if metadata is not None else None
+        data = yaml.safe_load(metadata) or {}
     except yaml.YAMLError:
         return problems
-    if isinstance(data, dict) or data is None and metadata is not None:
-        data = data or {}
+    if isinstance(data, dict):
         if not data.get("base_model"):
             problems.append(LintProblem("metadata: no base_model (the Hub id of the model the adapter was trained from)"))
         if not data.get("license"):

@@ -105,6 +105,9 @@ def _document(
     write_jsonl(run.path / "data" / EVAL_FILE, _rows(eval_data, text_column, label_column))
     settings = _config(run, peft_model, config)  # validated after the data file exists: validation checks it
     data = load_data(settings.data, seed=DEFAULT_SEED, with_train=False)
+    train_split = data_section.get("train_split") or DataSection.model_fields["train_split"].default
+    given_train = train_data if train_data is not None else getattr(trainer, "train_dataset", None)
+    train = _train_split(given_train, train_split, label_column, data.label_names)
     record = new_record(settings)
     record.trained_by = "your code"
     source = resolve_source(settings.model)
@@ -113,8 +116,6 @@ def _document(
     loaded = LoadedModel(model=peft_model.get_base_model(), tokenizer=tokenizer, source=source)
     record.model = model_facts(settings.model, loaded, peft_model, base_parameters=total - trainable)  # the base is frozen
     record.adapter = adapter_facts(settings.peft.method, run.adapter, model_type=record.model.model_type, author="your code")
-    train_split = data_section.get("train_split") or DataSection.model_fields["train_split"].default
-    train = _train_split(train_data if train_data is not None else getattr(trainer, "train_dataset", None), train_split, label_column, data.label_names)
     record.data = data.facts.model_copy(update={"train": train})
     if trainer is not None:
         record.training = training_facts(trainer, configured=None)

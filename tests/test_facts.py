@@ -12,19 +12,10 @@ from click.testing import CliRunner
 
 from hubcard.cli import cli
 from tests.factcheck import cli_run, fact_check
-from tests.tiny import ROOT, SHARED_DATA, tiny_model
+from tests.test_training import bert, llama  # noqa: F401  (the tiny models, built once a session)
+from tests.tiny import ROOT, SHARED_DATA
 
 EXAMPLES = ROOT / "examples"
-
-
-@pytest.fixture(scope="module")
-def bert(tmp_path_factory) -> Path:
-    return tiny_model("bert", tmp_path_factory.mktemp("tiny-bert"))
-
-
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory) -> Path:
-    return tiny_model("llama", tmp_path_factory.mktemp("tiny-llama"))
 
 
 def train_and_publish(example: str, overrides: list[str], run_dir: Path) -> list[str]:

@@ -142,3 +142,15 @@ def test_a_notebook_config_is_checked_like_a_config_file(notebook, tmp_path):
         document_adapter(model, tokenizer, eval_frame(), tmp_path / "c", config={"data": {"label_names": LABELS}, "evaluation": {"batch_size": 0}})
     with pytest.raises(HubcardError, match="row 1 has no column 'sentence'"):
         document_adapter(model, tokenizer, eval_frame(), tmp_path / "d", config={"data": {"label_names": LABELS, "text_column": "sentence"}})
+
+
+def test_the_training_data_can_be_its_size_alone_and_its_labels_are_checked(notebook, tmp_path):
+    model, tokenizer, _ = notebook
+    config = {"data": {"label_names": LABELS}, "card": {"license": "mit"}}
+    run = document_adapter(model, tokenizer, eval_frame(), tmp_path / "run", config=config, train_data=6920)
+    record = run.read()
+    assert (record.data.train.rows, record.data.train.label_counts, record.data.train.name) == (6920, None, "train")
+    assert "6,920 examples of local data, as given to hubcard: your own code trained the adapter on them." in card.render_card(record)
+    with pytest.raises(HubcardError, match=r"train_data: labels neutral are not in config\['data'\]\['label_names'\]"):
+        document_adapter(model, tokenizer, eval_frame(), tmp_path / "other", config=config, train_data=[{"label": "neutral"}])
+    assert not (tmp_path / "other" / "adapter").exists()  # refused before anything of the adapter was written
