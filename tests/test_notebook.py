@@ -92,7 +92,7 @@ def test_a_notebook_adapter_is_evaluated_documented_and_published_in_one_call(no
     outcome = publish_adapter(model, tokenizer, eval_frame(), tmp_path / "run", config=config, trainer=trainer)
 
     record = outcome.run_dir.read()
-    assert record.evaluation.rows == 80 and record.data.train is None
+    assert record.evaluation.rows == 80 and record.data.train.rows == len(trainer.train_dataset) == 220  # the trainer's, by default
     accuracy = next(c for c in record.evaluation.comparison if c.name == "accuracy")
     assert accuracy.adapter > 0.75 and accuracy.difference_interval[0] > 0
     assert record.training.global_steps == trainer.state.global_step
