@@ -79,8 +79,8 @@ class RepoContent:
 def metadata_problems(front_matter: str | None) -> list[str]:
     """The problems of a card's YAML front matter (None: there is none), one message each.
 
-    The one place audit asks: lint's metadata checks today; hubcard.metadata.metadata_problems, the one
-    validator of card metadata, when it is there."""
+    The one place audit asks: lint's metadata checks, which run hubcard.metadata.metadata_problems, the
+    one validator of card metadata."""
     return [str(problem).removeprefix("metadata: ") for problem in _metadata_problems(front_matter)]
 
 

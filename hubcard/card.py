@@ -31,10 +31,10 @@ from huggingface_hub.repocard_data import EvalResult, ModelCardData
 from markupsafe import escape
 from pydantic import ValidationError
 
-from hubcard import __version__
-from hubcard.config import PEFT_METHOD_ALIASES, CardSection, recorded_project, resolve_recorded_path
+from hubcard.config import CardSection, recorded_project, resolve_recorded_path
 from hubcard.errors import CardError
-from hubcard.lint import PLACEHOLDER, check_card, is_hub_id, lint_card, scan_markdown
+from hubcard.lint import PLACEHOLDER, check_card, lint_card, scan_markdown
+from hubcard.metadata import is_hub_id, metadata_problems
 from hubcard.rundir import ClassScores, MetricComparison, ModelFacts, RunDir, RunRecord, holding_run_dir, write_text_atomic
 
 __all__ = [
@@ -81,8 +81,8 @@ TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json"}
 
 @dataclass(frozen=True)
 class Setting:
-    """One adapter setting or TrainingArgument, and who chose it ('config', 'hubcard', 'PEFT default';
-    None when the run does not say)."""
+    """One adapter setting or TrainingArgument, and who chose it: 'config', 'hubcard', 'your code' (an
+    adapter trained in a notebook), 'PEFT default'; None when the run does not say."""
 
     name: str
     value: Any
@@ -198,33 +198,44 @@ def render_card(record: RunRecord, template: str | Path | None = None) -> str:
 
 
 def card_metadata(record: RunRecord) -> ModelCardData:
-    """The card's YAML front matter: what the Hub indexes (base model, task, tags, results)."""
+    """The card's YAML front matter: what the Hub indexes (base model, task, tags, results).
+
+    Raises CardError when it is metadata the Hub would refuse (hubcard.metadata), naming each key:
+    the config is checked before a run starts, so this is a run.json from an older hubcard or edited.
+    """
     base_model = _base_model(record.model)
     if base_model is None:
         logger.warning(
             "base_model is left out of the card's metadata: the run knows no Hub id for the base model "
             "(set model.hub_id in the config to name it)"
         )
+    card = _card_section(record)
     license = _license(record)
     if license is None:
         logger.warning("the card has no license: set card.license in the config")
     method_tags = [record.adapter.peft_type.lower(), record.adapter.method] if record.adapter else []
     base_tags = [f"base_model:adapter:{base_model}"] if base_model else []
-    user_tags = _card_section(record).tags
     eval_results = _eval_results(record)
     repo_id = _repo_id(record)
-    return ModelCardData(
+    metadata = ModelCardData(
         base_model=base_model,
         datasets=[record.data.hub_id] if record.data and record.data.hub_id else None,
         language=_language(record),
         library_name="peft",
         license=license,
+        license_name=card.license_name if license == card.license else None,
+        license_link=card.license_link if license == card.license else None,
         metrics=list(record.evaluation.metric_names) if record.evaluation else None,
         pipeline_tag=PIPELINE_TAGS[record.task.type],
-        tags=["peft", *method_tags, "transformers", "text-classification", *base_tags, "hubcard", *user_tags],
+        tags=["peft", *method_tags, "transformers", "text-classification", *base_tags, "hubcard", *card.tags],
         model_name=(repo_id.split("/")[-1] if repo_id else _model_name(record)) if eval_results else None,
         eval_results=eval_results or None,
     )
+    problems = metadata_problems(metadata.to_dict())
+    if problems:
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise CardError(f"the card's metadata would be refused by the Hub; fix these in the config (card:, model.hub_id, data.hub_id):\n{listed}")
+    return metadata
 
 
 def usage_snippet(record: RunRecord) -> str:
@@ -298,7 +309,7 @@ def gather_facts(record: RunRecord) -> CardFacts:
         dataset_url=f"{HUB_URL}/datasets/{data.hub_id}" if data and data.hub_id else None,
         data_files={split: _file_name(path) for split, path in data.files.items()} if data and data.files else None,
         label_distribution=distribution,
-        majority_label=max(distribution, key=lambda row: row.train) if data and data.train else None,
+        majority_label=max(distribution, key=lambda row: row.train) if data and data.train and data.train.label_counts else None,
         results=results,
         headline=results[0] if results else None,
         per_class=per_class,
@@ -331,11 +342,26 @@ def _model_name(record: RunRecord) -> str:
 
 
 def _license(record: RunRecord) -> str | None:
-    return _card_section(record).license or (record.model.license if record.model else None)
+    """`card.license`, else the base model's license when it is one of the Hub's ids."""
+    return _card_section(record).license or _base_model_metadata(record, "license")
 
 
 def _language(record: RunRecord) -> list[str] | None:
-    return _card_section(record).language or (record.model.language if record.model else None)
+    """`card.language`, else the base model's languages when they are all ISO 639 codes."""
+    return _card_section(record).language or _base_model_metadata(record, "language")
+
+
+def _base_model_metadata(record: RunRecord, key: str) -> Any:
+    """The base model's own `license` or `language` (from its card or GGUF file), or None when it has
+    none or one the Hub would refuse (then with a warning: hubcard does not guess what it meant)."""
+    value = getattr(record.model, key) if record.model else None
+    if value is None:
+        return None
+    problems = metadata_problems({key: value})
+    if problems:
+        logger.warning("the base model's %s %r is left out of the card: %s; set card.%s in the config", key, value, problems[0].message, key)
+        return None
+    return value
 
 
 def _repo_id(record: RunRecord) -> str | None:
@@ -369,18 +395,23 @@ def _base_model_name(model: ModelFacts | None) -> str | None:
 
 
 def _eval_results(record: RunRecord) -> list[EvalResult]:
+    """The model-index results: only for data that is a Hub data set (`dataset.type` is read as a Hub
+    data-set id, so local files without data.hub_id get no model-index; the card's body has the results)."""
     data, evaluation = record.data, record.evaluation
     if data is None or evaluation is None:
         return []
-    eval_file = _file_name(data.files[data.eval.name]) if data.files and data.eval.name in data.files else None
-    dataset = data.hub_id or data.path or eval_file or "local"
-    name = f"{dataset} ({data.name})" if data.name else dataset if data.hub_id or data.path else f"{dataset} (local file)"
+    if data.hub_id is None:
+        logger.info(
+            "the card's metadata has no model-index: the evaluation data are local files with no Hub id "
+            "(set data.hub_id to the Hub data set they are a copy of)"
+        )
+        return []
     return [
         EvalResult(
             task_type="text-classification",
             task_name="Text Classification",
-            dataset_type=dataset,
-            dataset_name=name,
+            dataset_type=data.hub_id,
+            dataset_name=f"{data.hub_id} ({data.name})" if data.name else data.hub_id,
             dataset_config=data.name,
             dataset_split=data.eval.name,
             dataset_revision=data.revision,
@@ -398,31 +429,26 @@ def _verdict(comparison: MetricComparison) -> str:
 
 
 def _adapter_settings(record: RunRecord) -> list[Setting]:
+    """The main settings of adapter_config.json, then every other one that is not PEFT's default,
+    each with who set it (None for a run.json that does not say)."""
     if record.adapter is None:
         return []
-    saved = record.adapter.config
-    section = record.config.get("peft")
-    user = {key: value for key, value in (section or {}).items() if key != "method"}
-    implied = PEFT_METHOD_ALIASES.get(record.adapter.method, ("", {}))[1]
+    saved, set_by = record.adapter.config, record.adapter.set_by
     facts = {"target_modules": record.adapter.target_modules, "modules_to_save": record.adapter.modules_to_save}
-    names = [key for key in ADAPTER_SETTINGS if key in saved or key in facts] + [key for key in user if key not in ADAPTER_SETTINGS]
+    chosen = [key for key, source in set_by.items() if source != "PEFT default" and key not in ADAPTER_SETTINGS]
     settings = []
-    for name in names:
-        value = facts.get(name) or saved.get(name, user.get(name))
-        if value is None:
-            continue
-        # Who chose the value is known only when the run kept the config's peft section.
-        source = None if section is None else "config" if name in user or name in implied else "PEFT default"
-        settings.append(Setting(name, sorted(value) if isinstance(value, list) else value, source))
+    for name in [key for key in ADAPTER_SETTINGS if key in saved] + chosen:
+        value = facts.get(name) or saved.get(name)
+        if value is not None:
+            settings.append(Setting(name, sorted(value) if isinstance(value, list) else value, set_by.get(name)))
     return settings
 
 
 def _training_arguments(record: RunRecord) -> list[Setting]:
     if record.training is None:
         return []
-    user = record.config.get("training") or {}
     return [
-        Setting(name, value, "config" if name in user else "hubcard")
+        Setting(name, value, record.training.arguments_set_by.get(name))
         for name, value in record.training.arguments_changed.items()
         if value is not None
     ]
@@ -443,7 +469,7 @@ def _label_distribution(record: RunRecord) -> list[LabelCount]:
     data = record.data
     if data is None:
         return []
-    train = data.train.label_counts if data.train else None
+    train = data.train.label_counts if data.train else None  # None too when only the number of rows is known
     labels = list(data.label_names) + [name for name in {**(train or {}), **data.eval.label_counts} if name not in data.label_names]
     train_total = sum(train.values()) if train else 0
     eval_total = sum(data.eval.label_counts.values()) or 1

@@ -124,7 +124,10 @@ class DataSection(Section):
     revision: str | None = None
     files: dict[str, str] | None = None
     """Local files by split name: csv, tsv, json, jsonl or parquet."""
-    train_split: str = "train"
+    hub_id: str | None = None
+    """The Hub data set that the local files are a copy of: the card's `datasets` and model-index name it."""
+    train_split: str | None = "train"
+    """None only for an adapter trained elsewhere (the notebook API): hubcard has no training split to read."""
     eval_split: str = "validation"
     text_column: str = "text"
     label_column: str = "label"
@@ -138,7 +141,7 @@ class DataSection(Section):
         if (self.path is None) == (self.files is None):
             raise ValueError("give either data.path (a Hub data set) or data.files (local files), exactly one")
         if self.files is not None:
-            missing = [split for split in (self.train_split, self.eval_split) if split not in self.files]
+            missing = [split for split in (self.train_split, self.eval_split) if split is not None and split not in self.files]
             if missing:
                 raise ValueError(
                     f"files: no file for split {', '.join(map(repr, missing))}; the splits it has files for are: "
@@ -174,7 +177,11 @@ class CardSection(Section):
     funded_by: str | None = None
     shared_by: str | None = None
     license: str | None = None
+    """One of the Hub's license ids (hubcard.metadata); `other` needs license_name and license_link."""
+    license_name: str | None = None
+    license_link: str | None = None
     language: list[str] | None = None
+    """ISO 639-1, 639-2 or 639-3 codes."""
     repository: str | None = None
     paper: str | None = None
     demo: str | None = None
@@ -210,6 +217,11 @@ class PeftSection(Section):
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @property
+    def configured(self) -> set[str]:
+        """The PEFT config keys this section sets: its options and those its method implies (dora: use_dora)."""
+        return {*self.options, *PEFT_METHOD_ALIASES.get(self.method, (None, {}))[1]}
 
     @property
     def peft_type(self) -> str:
@@ -296,6 +308,8 @@ def load_config(path: str | Path, overrides: typing.Sequence[str] = (), run_dir:
     if run_dir is not None:
         raw["run_dir"] = str(Path(run_dir).resolve())
     raw.setdefault("run_dir", str(Path("runs", path.stem).resolve()))
+    if isinstance(raw.get("data"), dict) and "train_split" in raw["data"] and raw["data"]["train_split"] is None:
+        problems.append(ConfigProblem("data.train_split", "a config file trains: name the split to train on (default train)"))
     return validate_config(raw, source=str(path), problems=problems)
 
 
@@ -394,6 +408,7 @@ def validate_config(raw: Any, source: str | None = None, problems: list[ConfigPr
         problems.append(ConfigProblem("run_dir", f"must be a folder path, got {_describe(run_dir)}"))
 
     problems += _check_local_paths(sections)
+    problems += _check_metadata(sections)
     if "peft" in sections:
         problems += _check_peft(sections["peft"], sections["task"].type if "task" in sections else None)
     if "task" in sections and "data" in sections:
@@ -611,6 +626,22 @@ def _model_folder_problem(model: ModelSection) -> str | None:
         f"{model.name_or_path} is a folder without config.json, so it is not a transformers model folder; give the folder "
         "that save_pretrained wrote (config.json, the weights and the tokenizer files), a .gguf file, or a Hub model id"
     )
+
+
+def _check_metadata(sections: dict[str, Any]) -> list[ConfigProblem]:
+    """The values the card's metadata takes from the config, checked as the Hub checks them, so that
+    a card the Hub would refuse is found before training, not at the upload."""
+    from hubcard.metadata import dataset_id_problems, metadata_problems
+
+    problems = []
+    if (card := sections.get("card")) is not None:
+        values = card.model_dump(include={"license", "license_name", "license_link", "language"}, exclude_none=True)
+        problems += [ConfigProblem(f"card.{problem.key}", problem.message) for problem in metadata_problems(values)]
+    if (model := sections.get("model")) is not None and model.hub_id is not None:
+        problems += [ConfigProblem("model.hub_id", problem.message) for problem in metadata_problems({"base_model": model.hub_id})]
+    if (data := sections.get("data")) is not None and data.hub_id is not None:
+        problems += [ConfigProblem("data.hub_id", problem.message) for problem in dataset_id_problems("data.hub_id", data.hub_id)]
+    return problems
 
 
 def _not_found(what: str, value: str) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from hubcard.config import DataSection, local_path, portable_path
 from hubcard.errors import DataError
+from hubcard.metadata import is_hub_id
 from hubcard.rundir import DataFacts, SplitFacts
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def load_data(
         files={split: portable_path(file, project) for split, file in section.files.items()}
         if section.files is not None and project is not None
         else section.files,
-        hub_id=section.path,
+        hub_id=section.hub_id or (section.path if section.path and is_hub_id(section.path) else None),
         text_column=section.text_column,
         label_column=section.label_column,
         label_names=names,

@@ -161,7 +161,6 @@ class Predictor:
 
 class ClassificationPredictor(Predictor):
     def _predict(self, model, texts, description):
-        import torch
 
         encoded = [encode_for_classification(self.tokenizer, text, self.max_length) for text in texts]
         predictions = [0] * len(texts)

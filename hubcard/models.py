@@ -7,6 +7,7 @@ content hash, so a changed file is converted again and an unchanged one never is
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ import re
 import shutil
 import tempfile
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -393,9 +395,10 @@ def _card_metadata(source: ModelSource) -> dict[str, Any]:
         return {}
 
 
-def adapter_facts(method: str, adapter_dir: Path) -> AdapterFacts:
+def adapter_facts(method: str, adapter_dir: Path, *, model_type: str, author: str, configured: Collection[str] = ()) -> AdapterFacts:
+    """The saved adapter's facts; `author`, `configured`: who set its values (see adapter_settings_set_by)."""
     config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
-    files = sorted(str(path.relative_to(adapter_dir)) for path in adapter_dir.rglob("*") if path.is_file())
+    sizes = {str(path.relative_to(adapter_dir)): path.stat().st_size for path in sorted(adapter_dir.rglob("*")) if path.is_file()}
     target_modules = config.get("target_modules")
     return AdapterFacts(
         method=method,
@@ -403,9 +406,60 @@ def adapter_facts(method: str, adapter_dir: Path) -> AdapterFacts:
         config=config,
         target_modules=sorted(target_modules) if isinstance(target_modules, list) else None,
         modules_to_save=config.get("modules_to_save"),
-        size_bytes=sum((adapter_dir / name).stat().st_size for name in files if name.startswith("adapter_model")),
-        files=files,
+        size_bytes=sum(size for name, size in sizes.items() if name.startswith("adapter_model")),
+        files=list(sizes),
+        file_sizes=sizes,
+        set_by=adapter_settings_set_by(config, model_type, author=author, configured=configured),
     )
+
+
+# adapter_config.json keys that record what the adapter is, not how it was configured.
+ADAPTER_BOOKKEEPING = {"base_model_name_or_path", "revision", "peft_type", "task_type", "inference_mode", "peft_version", "auto_mapping"}
+
+
+def adapter_settings_set_by(saved: dict[str, Any], model_type: str, *, author: str, configured: Collection[str] = ()) -> dict[str, str]:
+    """Who set each setting of adapter_config.json (`saved`): `config` for the keys the config's peft
+    section set (`configured`, its method's implied options too); `PEFT default` for a value that is
+    the PEFT config class's default, or what PEFT chooses itself when that default is unset (the
+    target modules of the base model's `model_type`, the classification head of a sequence
+    classifier); `author` for any other value: `hubcard` when hubcard built the PEFT config, `your
+    code` for an adapter built elsewhere (a notebook)."""
+    from peft import PEFT_TYPE_TO_CONFIG_MAPPING
+    from peft.mapping import PEFT_TYPE_TO_TUNER_MAPPING
+
+    config_class = PEFT_TYPE_TO_CONFIG_MAPPING[saved["peft_type"]]
+    defaults = {field.name: _field_default(field) for field in dataclasses.fields(config_class)}
+    target_mapping = getattr(PEFT_TYPE_TO_TUNER_MAPPING.get(saved["peft_type"]), "target_module_mapping", None) or {}
+    if defaults.get("target_modules") is None and model_type in target_mapping:
+        defaults["target_modules"] = target_mapping[model_type]
+    if saved.get("task_type") == "SEQ_CLS" and "modules_to_save" in defaults and defaults["modules_to_save"] is None:
+        defaults["modules_to_save"] = list(HEAD_NAMES)
+    set_by = {}
+    for key, value in saved.items():
+        if key in ADAPTER_BOOKKEEPING or key not in defaults:
+            continue
+        if key in configured:
+            set_by[key] = "config"
+        else:
+            set_by[key] = "PEFT default" if _comparable(value) == _comparable(defaults[key]) else author
+    return set_by
+
+
+def _field_default(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    return field.default_factory() if field.default_factory is not dataclasses.MISSING else None
+
+
+def _comparable(value: Any) -> Any:
+    """A value as adapter_config.json stores it: enums as their value, sets and lists of names sorted."""
+    value = getattr(value, "value", value)
+    if isinstance(value, (set, frozenset, tuple, list)):
+        items = [_comparable(item) for item in value]
+        return sorted(items, key=repr) if all(isinstance(item, str) for item in items) else items
+    if isinstance(value, dict):
+        return {str(key): _comparable(item) for key, item in value.items()}
+    return value
 
 
 # --- GGUF -------------------------------------------------------------------------------------

@@ -4,24 +4,32 @@
 
     outcome = publish_adapter(
         peft_model, tokenizer, eval_dataset, "runs/homework-3",
-        config={"data": {"label_names": ["negative", "positive"], "text_column": "sentence"},
+        config={"data": {"label_names": ["negative", "positive"], "text_column": "sentence",
+                         "hub_id": "stanfordnlp/sst2", "max_length": 128},
                 "card": {"developed_by": "Ada", "license": "mit"},
                 "hub": {"repo_id": "ada/gpt2-sst2-lora"}},
         trainer=trainer,   # optional: the Trainer that trained it, for the card's training section
+        train_data=train_dataset,   # optional (default: the trainer's): the card's Training Data section
     )
     print(outcome.summary())
 
 `document_adapter` writes a run directory like `hubcard train` does: the adapter and tokenizer,
 the evaluation data (as a JSON-lines file), and a run.json with the model's, adapter's and data's
-facts, plus the training facts the Trainer kept. `config` takes the sections of a config file
-(task, data, evaluation, card, hub, model) and is validated the same way; hubcard fills in the base
-model, the PEFT method and the data file. After that the CLI's own stages take over:
+facts, plus the training facts the Trainer kept and the size and labels of the training data. The
+record says that the user's own code trained the adapter: the card attributes the settings that
+differ from PEFT's and transformers' defaults to "your code", and does not offer its config as a way
+to repeat the run. `config` takes the sections of a config file (task, data, evaluation, card, hub,
+model) and is validated the same way; `data.hub_id` names the Hub data set the rows come from,
+`data.max_length` the length the texts were cut at in training (hubcard's evaluation cuts them
+there too). hubcard fills in the base model, the PEFT method and the data file. After that the
+CLI's own stages take over:
 `publish_adapter` evaluates, renders the card and publishes; `hubcard render-card RUN_DIR` and
 `hubcard publish RUN_DIR` work on the directory too.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +41,7 @@ from hubcard.errors import HubcardError, RunDirError
 from hubcard.models import LoadedModel, adapter_facts, base_model_hub_id, model_facts, resolve_source
 from hubcard.pipeline import PipelineOutcome, evaluate_and_publish
 from hubcard.publish import preflight
-from hubcard.rundir import RunDir, write_jsonl
+from hubcard.rundir import RunDir, SplitFacts, write_jsonl
 from hubcard.training import DEFAULT_SEED, new_record, precision, save_adapter, training_facts
 
 if TYPE_CHECKING:
@@ -54,6 +62,7 @@ def document_adapter(
     config: Mapping[str, Any] | None = None,
     trainer: Trainer | None = None,
     base_model: str | None = None,
+    train_data: Any = None,
     overwrite: bool = False,
 ) -> RunDir:
     """Write the run directory of an adapter trained outside hubcard; nothing is evaluated yet.
@@ -61,10 +70,12 @@ def document_adapter(
     `model` is a PeftModel or the folder it was saved to; `eval_data` a datasets.Dataset, a pandas
     DataFrame or a list of rows, with the text and label columns that `config["data"]` names
     (default `text` and `label`). `base_model`: the base model's Hub id (config["model"]["hub_id"]),
-    needed to publish when the base model was loaded from a local folder. Raises ConfigError,
-    DataError or RunDirError saying what to fix.
+    needed to publish when the base model was loaded from a local folder. `train_data`: the rows it
+    was trained on (the same kinds, raw or tokenized: only their labels are read, from the label
+    column, `labels` or `label`), or their number; default: the trainer's train_dataset. Raises
+    ConfigError, DataError or RunDirError saying what to fix.
     """
-    return _document(model, tokenizer, eval_data, run_dir, config or {}, trainer, base_model, overwrite)[0]
+    return _document(model, tokenizer, eval_data, run_dir, config or {}, trainer, base_model, train_data, overwrite)[0]
 
 
 def publish_adapter(
@@ -76,6 +87,7 @@ def publish_adapter(
     config: Mapping[str, Any] | None = None,
     trainer: Trainer | None = None,
     base_model: str | None = None,
+    train_data: Any = None,
     overwrite: bool = False,
     dry_run: bool = False,
 ) -> PipelineOutcome:
@@ -88,19 +100,21 @@ def publish_adapter(
         hub = None  # reported with the rest of the config by _document
     if hub is not None:  # before the run directory is written
         preflight(hub, dry_run=dry_run, rerun="publish_adapter(...)")
-    run, settings = _document(model, tokenizer, eval_data, run_dir, config or {}, trainer, base_model, overwrite)
+    run, settings = _document(model, tokenizer, eval_data, run_dir, config or {}, trainer, base_model, train_data, overwrite)
     return evaluate_and_publish(run, settings, dry_run=dry_run)
 
 
 def _document(
-    model, tokenizer, eval_data, run_dir, config: Mapping[str, Any], trainer, base_model: str | None, overwrite: bool
+    model, tokenizer, eval_data, run_dir, config: Mapping[str, Any], trainer, base_model: str | None, train_data, overwrite: bool
 ) -> tuple[RunDir, Config]:
     run = RunDir(run_dir)
     with run.lock(create=True):
-        return _write_run(run, model, tokenizer, eval_data, config, trainer, overwrite)
+        return _write_run(run, model, tokenizer, eval_data, config, trainer, base_model, train_data, overwrite)
 
 
-def _write_run(run: RunDir, model, tokenizer, eval_data, config: Mapping[str, Any], trainer, overwrite: bool) -> tuple[RunDir, Config]:
+def _write_run(
+    run: RunDir, model, tokenizer, eval_data, config: Mapping[str, Any], trainer, base_model: str | None, train_data, overwrite: bool
+) -> tuple[RunDir, Config]:
     _claim(run, overwrite)
     if base_model is not None:
         config = {**config, "model": {**(config.get("model") or {}), "hub_id": base_model}}
@@ -111,17 +125,21 @@ def _write_run(run: RunDir, model, tokenizer, eval_data, config: Mapping[str, An
     write_jsonl(run.path / "data" / EVAL_FILE, _rows(eval_data, text_column, label_column))
     settings = _config(run, peft_model, config)  # validated after the data file exists: validation checks it
     data = load_data(settings.data, seed=DEFAULT_SEED, with_train=False, project=settings.project)
+    train_split = data_section.get("train_split") or DataSection.model_fields["train_split"].default
+    given_train = train_data if train_data is not None else getattr(trainer, "train_dataset", None)
+    train = _train_split(given_train, train_split, label_column, data.label_names)
     record = new_record(settings)
+    record.trained_by = "your code"
     source = resolve_source(settings.model)
     save_adapter(peft_model, tokenizer, run, base_model_hub_id(settings.model, source))
     trainable, total = peft_model.get_nb_trainable_parameters()
     loaded = LoadedModel(model=peft_model.get_base_model(), tokenizer=tokenizer, source=source)
     base_parameters = total - trainable  # the base is frozen
     record.model = model_facts(settings.model, loaded, peft_model, base_parameters=base_parameters, project=settings.project)
-    record.adapter = adapter_facts(settings.peft.method, run.adapter)
-    record.data = data.facts
+    record.adapter = adapter_facts(settings.peft.method, run.adapter, model_type=record.model.model_type, author="your code")
+    record.data = data.facts.model_copy(update={"train": train})
     if trainer is not None:
-        record.training = training_facts(trainer)
+        record.training = training_facts(trainer, configured=None)
         record.hardware = environment.hardware(precision(trainer.args), num_processes=trainer.args.world_size)
     run.write(record)
     return run, settings
@@ -173,7 +191,9 @@ def _config(run: RunDir, peft_model: PeftModel, given: Mapping[str, Any]) -> Con
     raw["model"].setdefault("name_or_path", base)
     raw["task"].setdefault("type", task)
     eval_file = str(run.path.resolve() / "data" / EVAL_FILE)
-    raw["data"] |= {"files": {"validation": eval_file}, "train_split": "validation", "eval_split": "validation"}
+    eval_split = raw["data"].get("eval_split") or DataSection.model_fields["eval_split"].default
+    # hubcard evaluates from the file it wrote and trains nothing: no training split to read.
+    raw["data"] |= {"files": {eval_split: eval_file}, "train_split": None, "eval_split": eval_split}
     raw["peft"] = {"method": method}
     raw["run_dir"] = str(run.path.resolve())
     if not raw["data"].get("label_names"):
@@ -186,6 +206,38 @@ def _task_type(peft_config) -> str:
     return PEFT_TASK_TO_TASK.get(str(task_type), "sequence-classification")
 
 
+def _train_split(train_data: Any, name: str, label_column: str, label_names: list[str]) -> SplitFacts | None:
+    """The training data's facts: its rows and, when the rows are given, how many have each label."""
+    if train_data is None:
+        return None
+    if isinstance(train_data, int) and not isinstance(train_data, bool):
+        return SplitFacts(name=name, rows=train_data, label_counts=None)
+    labels = _labels(train_data, (label_column, "labels", "label"))
+    if labels is None:
+        raise HubcardError(f"train_data has no label column ({label_column!r}, 'labels' or 'label'); pass its number of rows instead")
+    counts = Counter(label_names[label] if isinstance(label, int) and 0 <= label < len(label_names) else label for label in labels)
+    unknown = sorted(str(label) for label in counts if label not in label_names)
+    if unknown:
+        raise HubcardError(f"train_data: labels {', '.join(unknown)} are not in config['data']['label_names'] ({', '.join(label_names)})")
+    return SplitFacts(name=name, rows=len(labels), label_counts={label: counts[label] for label in label_names})
+
+
+def _labels(data: Any, columns: tuple[str, ...]) -> list[Any] | None:
+    """The first of `columns` that a datasets.Dataset, a pandas DataFrame or a list of rows has, as a list."""
+    table = hasattr(data, "column_names") or hasattr(data, "columns")  # a Dataset or a DataFrame
+    names = list(data.column_names if hasattr(data, "column_names") else data.columns if table else data[0] if data else [])
+    column = next((column for column in columns if column in names), None)
+    if column is None:
+        return None
+    values = data[column] if table else [row[column] for row in data]
+    return [_plain(value) for value in (values.tolist() if hasattr(values, "tolist") else values)]
+
+
+def _plain(value: Any) -> Any:
+    """numpy and torch scalars as Python numbers."""
+    return value.item() if getattr(value, "ndim", None) == 0 else value
+
+
 def _rows(eval_data: Any, text_column: str, label_column: str) -> list[dict[str, Any]]:
     """The text and label of each evaluation row, JSON-ready."""
     if hasattr(eval_data, "to_dict") and hasattr(eval_data, "columns"):  # a pandas DataFrame
@@ -196,6 +248,5 @@ def _rows(eval_data: Any, text_column: str, label_column: str) -> list[dict[str,
         missing = [column for column in (text_column, label_column) if column not in row]
         if missing:
             raise HubcardError(f"eval_data row {number} has no column {missing[0]!r}; set config['data'] text_column/label_column")
-        label = row[label_column]
-        out.append({text_column: row[text_column], label_column: label if isinstance(label, str) else int(label)})  # numpy ints too
+        out.append({text_column: row[text_column], label_column: _plain(row[label_column])})
     return out

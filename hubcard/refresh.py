@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import AbstractSet, Any, NamedTuple
 
@@ -28,7 +28,8 @@ from jinja2.filters import do_filesizeformat
 from hubcard.card import ADAPTER_SETTINGS, BASE_MODEL_STAND_IN, HUB_URL, METHOD_NAMES
 from hubcard.errors import CardError
 from hubcard.hub import HUB_ERRORS, hub_error, patient_client, request_timeout, require_token, with_retries
-from hubcard.lint import PLACEHOLDER, is_hub_id, split_front_matter
+from hubcard.lint import PLACEHOLDER, split_front_matter
+from hubcard.metadata import MetadataProblem, is_hub_id, metadata_problems
 from hubcard.repos import read_file
 from hubcard.rundir import write_text_atomic
 from hubcard.sections import (
@@ -96,6 +97,8 @@ class RefreshOutcome:
     filled: list[str]
     removed: list[str]
     metadata_changes: list[str]
+    metadata_problems: list[MetadataProblem] = field(default_factory=list)
+    """What the Hub would still refuse in the refreshed front matter: keys a person must fix."""
     path: Path | None = None
     commit: CommitInfo | None = None
     up_to_date: bool = False
@@ -108,6 +111,9 @@ class RefreshOutcome:
         ]
         if self.metadata_changes:
             lines.append(f"Front matter: {'; '.join(self.metadata_changes)}.")
+        if self.metadata_problems:
+            lines.append("The Hub would refuse this front matter; fix these keys in the card:")
+            lines += [f"  - {problem}" for problem in self.metadata_problems]
         if self.path is not None:
             lines.append(f"Card written to {self.path} (nothing uploaded; --push or --pr uploads it).")
         if self.up_to_date:
@@ -138,6 +144,12 @@ def refresh_repo_card(
         with patient_client():
             head, card_text, facts = _read_repo(api, repo_id)
             outcome = refresh_card(card_text, facts, known_text)
+            if (push or pr) and outcome.metadata_problems:
+                listed = "\n".join(f"  - {problem}" for problem in outcome.metadata_problems)
+                raise CardError(
+                    f"the refreshed card of {repo_id} has metadata the Hub would refuse; nothing was pushed. Run without "
+                    f"--push/--pr to write it to a file, fix these keys, and upload it:\n{listed}"
+                )
             if push or pr:
                 commit, up_to_date = _push(api, repo_id, head, outcome, pr)
                 return replace(outcome, commit=commit, up_to_date=up_to_date)
@@ -168,7 +180,8 @@ def refresh_card(text: str, facts: RepoFacts, template_text: AbstractSet[str]) -
     lines, removed = _render(sections)
     metadata, changes = _metadata(facts)
     body = "\n".join(lines).strip() + "\n"
-    return RefreshOutcome(facts.repo_id, f"---\n{metadata.to_yaml()}\n---\n\n{body}", kept, filled, removed, changes)
+    text = f"---\n{metadata.to_yaml()}\n---\n\n{body}"
+    return RefreshOutcome(facts.repo_id, text, kept, filled, removed, changes, metadata_problems(metadata.to_dict()))
 
 
 # --- reading the repo -------------------------------------------------------------------------------

@@ -102,13 +102,19 @@ class AdapterFacts(Record):
     target_modules: list[str] | None = None
     modules_to_save: list[str] | None = None
     size_bytes: int
+    """The weights: the adapter_model files."""
     files: list[str]
+    file_sizes: dict[str, int] = {}
+    """Every file of the adapter folder (weights, config, tokenizer) -> bytes."""
+    set_by: dict[str, str] = {}
+    """Setting of adapter_config.json -> who set it: config, hubcard, your code or PEFT default."""
 
 
 class SplitFacts(Record):
     name: str
     rows: int
-    label_counts: dict[str, int]
+    label_counts: dict[str, int] | None
+    """Rows per label name; None when only the number of rows is known (a notebook's training data)."""
 
 
 class DataFacts(Record):
@@ -118,7 +124,8 @@ class DataFacts(Record):
     revision: str | None = None
     files: dict[str, str] | None = None
     hub_id: str | None = None
-    """The data set's Hub id for the card's metadata; None for local files."""
+    """The data set's Hub id for the card's metadata: data.path, or data.hub_id for a local copy; None for
+    local files that name none."""
     text_column: str
     label_column: str
     label_names: list[str]
@@ -138,6 +145,8 @@ class TaskFacts(Record):
 class TrainingFacts(Record):
     arguments_changed: dict[str, Any]
     """TrainingArguments that differ from transformers' defaults (output_dir and logging paths left out)."""
+    arguments_set_by: dict[str, str] = {}
+    """Each changed argument -> who set it: config, hubcard or your code."""
     seed: int
     global_steps: int
     epochs: float
@@ -239,6 +248,9 @@ class RunRecord(Record):
 
     schema_version: int = RUN_SCHEMA_VERSION
     hubcard_version: str
+    trained_by: Literal["hubcard", "your code"] = "hubcard"
+    """hubcard (`hubcard train`: the config repeats the run), or the user's own code (a notebook's
+    adapter that hubcard documented: its config evaluates, it does not train)."""
     created_at: datetime
     config: dict[str, Any]
     """The redacted config: what the user wrote, after overrides, with no secret."""

@@ -11,9 +11,11 @@ writes the run directory.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
+from collections.abc import Collection
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -153,9 +155,13 @@ def _train(config: Config, *, resume: bool, overwrite: bool) -> RunDir:
     started = record.stages["train"].started_at
     record.stages["train"] = StageTiming(started_at=started, finished_at=_now(), seconds=(_now() - started).total_seconds())
     record.model = model_facts(config.model, loaded, peft_model, base_parameters=base_parameters, project=config.project)
-    record.adapter = adapter_facts(config.peft.method, run.adapter)
+    record.adapter = adapter_facts(
+        config.peft.method, run.adapter, model_type=record.model.model_type, author="hubcard", configured=config.peft.configured
+    )
     record.data = data.facts
-    record.training = training_facts(trainer, resumed_from=plan.checkpoint and str(Path(plan.checkpoint).relative_to(run.path)))
+    record.training = training_facts(
+        trainer, configured=set(config.training), resumed_from=plan.checkpoint and str(Path(plan.checkpoint).relative_to(run.path))
+    )
     record.emissions = meter.result
     if (plot := loss_curve(trainer.state.log_history, run.plots / "loss.png")) is not None:
         record.plots["loss"] = str(plot.relative_to(run.path))
@@ -276,6 +282,10 @@ def save_adapter(peft_model, tokenizer, run: RunDir, hub_id: str | None) -> None
         peft_model.save_pretrained(staging, save_embedding_layers=False)
     finally:
         peft_config.base_model_name_or_path = loaded_from  # the caller's model is left as it was
+    if hub_id is None:  # PEFT names the local folder the base model was loaded from: never publish a path
+        saved = json.loads((staging / "adapter_config.json").read_text(encoding="utf-8"))
+        saved["base_model_name_or_path"] = None
+        (staging / "adapter_config.json").write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (staging / "README.md").unlink(missing_ok=True)  # PEFT's placeholder card; hubcard writes the real one
     tokenizer.save_pretrained(staging)
     usual_permissions(staging)  # safetensors writes its files private (0600)
@@ -382,13 +392,21 @@ def _trainer(peft_model, loaded: LoadedModel, arguments: TrainingArguments, trai
     )
 
 
-def training_facts(trainer, *, resumed_from: str | None = None) -> TrainingFacts:
-    """What the card says about training, from the Trainer's own state and arguments."""
+def training_facts(trainer, *, configured: Collection[str] | None, resumed_from: str | None = None) -> TrainingFacts:
+    """What the card says about training, from the Trainer's own state and arguments.
+
+    `configured`: the TrainingArguments the config set when hubcard built them (every other change is
+    hubcard's); None when the user's own code built them (a notebook's Trainer): every change is theirs.
+    """
     state, arguments = trainer.state, trainer.args
     summary = next((entry for entry in reversed(state.log_history) if "train_runtime" in entry), {})
     losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
+    changed = changed_arguments(arguments)
     return TrainingFacts(
-        arguments_changed=changed_arguments(arguments),
+        arguments_changed=changed,
+        arguments_set_by={
+            name: "your code" if configured is None else "config" if name in configured else "hubcard" for name in changed
+        },
         seed=arguments.seed,
         global_steps=state.global_step,
         epochs=float(state.epoch or 0.0),
@@ -403,15 +421,28 @@ def training_facts(trainer, *, resumed_from: str | None = None) -> TrainingFacts
     )
 
 
-# Paths and bookkeeping that say nothing about how the adapter was trained.
-NOT_HYPERPARAMETERS = {"output_dir", "logging_dir", "run_name"}
+# Paths, names and display settings that say nothing about how the adapter was trained (disable_tqdm
+# follows transformers' log level).
+NOT_HYPERPARAMETERS = {"output_dir", "logging_dir", "run_name", "disable_tqdm"}
+# Set from the device arguments when TrainingArguments is built with them (use_cpu turns pinning off).
+DEVICE_DEPENDENT_ARGUMENTS = ("dataloader_pin_memory",)
 
 
 def changed_arguments(arguments: TrainingArguments) -> dict[str, Any]:
-    """The TrainingArguments of this run that differ from transformers' defaults on this device."""
+    """The TrainingArguments of this run that differ from transformers' defaults.
+
+    The defaults are built with hubcard's device arguments (building TrainingArguments sets up
+    accelerate's view of the processes anew, and must not undo the run's), then the device arguments
+    and what follows from them are put back to their declared defaults: `use_cpu: true` is a change.
+    """
+    import dataclasses
+
     from transformers import TrainingArguments
 
-    defaults = TrainingArguments(output_dir=arguments.output_dir, **environment.device_arguments()).to_dict()
+    device = environment.device_arguments()
+    defaults = TrainingArguments(output_dir=arguments.output_dir, **device).to_dict()
+    declared = {field.name: field.default for field in dataclasses.fields(TrainingArguments)}
+    defaults |= {name: declared[name] for name in (*device, *DEVICE_DEPENDENT_ARGUMENTS)}
     return {
         name: value
         for name, value in arguments.to_dict().items()

@@ -259,7 +259,8 @@ def test_metadata_round_trips_through_huggingface_hub(name, tmp_path):
     assert parsed.data.to_dict() == expected.to_dict()
     (tmp_path / "README.md").write_text(text, encoding="utf-8")
     assert metadata_load(tmp_path / "README.md") == expected.to_dict()
-    if record.evaluation:
+    assert ("model-index" in front_matter(text)) == bool(record.evaluation and record.data.hub_id)  # local files: no Hub id for it
+    if record.evaluation and record.data.hub_id:
         model_name, results = model_index_to_eval_results(front_matter(text)["model-index"])
         assert (model_name, results) == (expected.model_name, expected.eval_results)
         assert [r.metric_value for r in results] == [round(c.adapter, 4) for c in record.evaluation.comparison]

@@ -12,13 +12,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from hubcard.config import local_path
 from hubcard.rundir import RunDir, RunRecord, read_jsonl
+from tests.factcheck import cli_run, fact_check
 from tests.tiny import MINILM, ROOT, SHARED_DATA, SMOLLM2_GGUF
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def sst2_overrides(model: str, hub_id: str, repo_id: str, train_rows: int) -> li
         f"model.name_or_path={model}",
         f"model.hub_id={hub_id}",
         "data.path=null",
-        "data.name=null",
+        "data.hub_id=nyu-mll/glue",  # the files are a copy of GLUE's sst2 configuration (data.name)
         f"data.files.train={SST2 / 'train.tsv'}",
         f"data.files.validation={SST2 / 'validation.tsv'}",
         f"data.max_train_samples={train_rows}",
@@ -54,7 +54,8 @@ def metric(record: RunRecord, name: str):
     return next(comparison for comparison in record.evaluation.comparison if comparison.name == name)
 
 
-def assert_published_and_checked(hub, run: RunDir, repo_id: str) -> dict[str, bytes]:
+def assert_published_and_checked(hub, run: RunDir, repo_id: str, example: str, overrides: list[str]) -> dict[str, bytes]:
+    """Published in one commit, the card passes --check, and every fact it states is true (tests/factcheck.py)."""
     record = run.read()
     assert record.publish.repo_id == repo_id and len(hub.commits(repo_id)) == 2  # the initial commit, then hubcard's
     files = hub.files(repo_id)
@@ -62,6 +63,7 @@ def assert_published_and_checked(hub, run: RunDir, repo_id: str) -> dict[str, by
     assert not any(path.startswith(("checkpoints/", "predictions/")) for path in files)
     hubcard("render-card", str(run.path), "--check")
     assert files["README.md"] == run.card.read_bytes()
+    assert fact_check(run.path, cli_run(run.path, ROOT / "examples" / example, overrides)) == []
     return files
 
 
@@ -75,13 +77,14 @@ def test_sst2_example_with_minilm_beats_the_base_model_by_far(hub, student, tmp_
     overrides = sst2_overrides(MINILM, "sentence-transformers/all-MiniLM-L6-v2", repo_id, train_rows=3000)
     tuned = ["training.learning_rate=2e-3", "training.num_train_epochs=3"]  # a small model: a higher rate, more passes
     result = hubcard("train-and-publish", "examples/sst2-gpt2-lora.yaml", *overrides, *tuned, "--run-dir", str(tmp_path / "run"), env=student)
+    overrides += tuned
     run = RunDir(tmp_path / "run")
     record = run.read()
     accuracy = metric(record, "accuracy")
     assert record.evaluation.rows == 872  # all of the GLUE validation split
     assert accuracy.adapter >= 0.80 and accuracy.difference >= 0.2 and accuracy.difference_interval[0] > 0.15
     assert f"Result: accuracy {accuracy.base:.3f} → {accuracy.adapter:.3f}" in result.stdout
-    assert_published_and_checked(hub, run, repo_id)
+    assert_published_and_checked(hub, run, repo_id, "sst2-gpt2-lora.yaml", overrides)
 
     # The published adapter, loaded back from the Hub as the card says, gives the recorded predictions.
     from peft import PeftModel
@@ -101,13 +104,14 @@ def test_sst2_example_with_smollm2_as_a_classifier(hub, student, tmp_path):
     """The slower variant: a decoder model with a classification head on its last token."""
     repo_id = "student/smollm2-sst2-lora"
     overrides = sst2_overrides(SMOLLM2_GGUF, "HuggingFaceTB/SmolLM2-135M-Instruct", repo_id, train_rows=1600)
-    hubcard("train-and-publish", "examples/sst2-gpt2-lora.yaml", *overrides, "training.per_device_train_batch_size=16", "training.learning_rate=2e-3", "--run-dir", str(tmp_path / "run"), env=student)
+    overrides += ["training.per_device_train_batch_size=16", "training.learning_rate=2e-3"]
+    hubcard("train-and-publish", "examples/sst2-gpt2-lora.yaml", *overrides, "--run-dir", str(tmp_path / "run"), env=student)
     run = RunDir(tmp_path / "run")
     record = run.read()
     accuracy = metric(record, "accuracy")
     assert record.model.architecture == "LlamaForSequenceClassification" and record.model.source == "gguf"
     assert record.evaluation.rows == 872 and accuracy.adapter >= 0.80 and accuracy.difference_interval[0] > 0.15
-    assert_published_and_checked(hub, run, repo_id)
+    assert_published_and_checked(hub, run, repo_id, "sst2-gpt2-lora.yaml", overrides)
 
 
 def test_tweet_example_with_smollm2_and_dora_answers_with_label_words(hub, student, tmp_path):
@@ -116,7 +120,7 @@ def test_tweet_example_with_smollm2_and_dora_answers_with_label_words(hub, stude
         f"model.name_or_path={SMOLLM2_GGUF}",
         "model.hub_id=HuggingFaceTB/SmolLM2-135M-Instruct",
         "data.path=null",
-        "data.name=null",
+        "data.hub_id=cardiffnlp/tweet_eval",  # the files are a copy of its sentiment configuration (data.name)
         "data.train_split=test",  # the copy here has no train split: train on a slice of test
         f"data.files.test={TWEETS / 'test.jsonl'}",
         f"data.files.validation={TWEETS / 'validation.jsonl'}",
@@ -136,7 +140,7 @@ def test_tweet_example_with_smollm2_and_dora_answers_with_label_words(hub, stude
     # Before: the instruct model's own sentences; after: the label word alone.
     assert sum(" " in example.base_answer and example.base_answer.lower() not in words for example in examples) >= len(examples) // 2
     assert sum(example.adapter_answer.lower() in words for example in examples) >= len(examples) - 1
-    files = assert_published_and_checked(hub, run, repo_id)
+    files = assert_published_and_checked(hub, run, repo_id, "tweet-sentiment-dora.yaml", overrides)
     card = files["README.md"].decode()
     assert examples[0].base_answer[:40] in card
     assert json.loads(files["adapter_config.json"])["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"

@@ -89,14 +89,19 @@ def test_lint_of_a_card_whose_base_model_has_no_hub_id(tmp_path):
 def test_lint_reports_a_local_path_as_base_model(tmp_path, base_model):
     report = lint_card(write_card(tmp_path, CARD_WITH_METADATA.format(base_model=base_model)))
     assert [problem.message for problem in report.problems] == [
-        f"metadata: base_model {base_model!r} is a local path, not a Hub id"
+        f"metadata: base_model: {base_model!r} is not a Hub model id; use the id of the model the adapter was trained from, "
+        "`name` or `namespace/name` (never a local path)"
     ]
 
 
 def test_lint_reports_an_invalid_model_index(tmp_path):
     text = CARD_WITH_METADATA.format(base_model="gpt2").replace("---\n\n", "model-index:\n- name: x\n  results:\n  - task: {}\n---\n\n", 1)
     messages = [problem.message for problem in lint_card(write_card(tmp_path, text)).problems]
-    assert len(messages) == 1 and messages[0].startswith("metadata: invalid model-index")
+    assert messages == [
+        "metadata: model-index[0].results[0].dataset: required: a mapping",
+        "metadata: model-index[0].results[0].metrics: required: a list of metrics",
+        "metadata: model-index[0].results[0].task.type: required: a string",
+    ]
 
 
 def test_lint_reports_a_card_without_metadata_and_invalid_yaml(tmp_path):
@@ -200,4 +205,4 @@ def test_check_card_leaves_data_and_code_alone():
 def test_check_card_finds_broken_metadata():
     assert check_card("# Card\n\nText.\n") == ["metadata: no YAML front matter (base_model, license, tags... are all missing)"]
     invalid = check_card("---\nmodel-index: {name: x}\n---\n\n# Card\n\nText.\n")
-    assert len(invalid) == 1 and invalid[0].startswith("metadata: invalid model-index")
+    assert invalid == ["metadata: model-index: must be a list of models, each with a name and results, got a mapping"]

@@ -3,6 +3,7 @@ functions the CLI uses."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas
@@ -14,6 +15,7 @@ from hubcard.config import local_path
 from hubcard.errors import ConfigError, HubcardError
 from hubcard.notebook import document_adapter, publish_adapter
 from hubcard.rundir import read_jsonl
+from tests.factcheck import Given, fact_check
 from tests.tiny import MINILM, REVIEWS
 
 REPO = "ada/minilm-reviews-notebook"
@@ -48,6 +50,33 @@ def notebook(tmp_path_factory):
     return model, tokenizer, trainer
 
 
+def test_the_card_of_a_notebook_run_says_who_set_what_and_states_only_true_facts(notebook, tmp_path):
+    """The issue's notebook: lora_alpha=16 (PEFT's default is 8) is the student's, so are the
+    TrainingArguments; use_cpu and dataloader_pin_memory at their defaults are no change; no command
+    repeats the run; the training data (the trainer's) has its section. Then every fact, checked."""
+    model, tokenizer, trainer = notebook
+    config = {"model": {"hub_id": "sentence-transformers/all-MiniLM-L6-v2"}, "data": {"label_names": LABELS, "hub_id": "ada/reviews"}}
+    outcome = publish_adapter(model, tokenizer, eval_frame(), tmp_path / "run", config=config, trainer=trainer)
+    text = outcome.run_dir.card.read_text(encoding="utf-8")
+    for row in ("| `lora_alpha` | `16` | your code |", "| `lora_dropout` | `0.1` | your code |", "| `r` | `8` | PEFT default |"):
+        assert row in text
+    assert "| `num_train_epochs` | `8` | your code |" in text and "| hubcard |" not in text
+    assert "use_cpu" not in text and "dataloader_pin_memory" not in text
+    assert "repeats the run" not in text and "train_split: validation" not in text and "train_split: null" in text
+    assert "### Training Data\n\n220 examples of [ada/reviews](https://huggingface.co/datasets/ada/reviews), split `train`" in text
+    assert "cut at 256 tokens" not in text and "hubcard's evaluation cuts each text at 256 tokens" in text
+
+    given = Given(
+        config=config,
+        base_model_folder=local_path(MINILM),
+        trainer_state=dataclasses.asdict(trainer.state),
+        training_arguments=trainer.args,
+        notebook=True,
+        train_labels=[LABELS[label] for label in trainer.train_dataset["labels"]],
+    )
+    assert fact_check(outcome.run_dir.path, given) == []
+
+
 def eval_frame() -> pandas.DataFrame:
     return pandas.read_csv(REVIEWS / "reviews-validation.csv")
 
@@ -64,7 +93,7 @@ def test_a_notebook_adapter_is_evaluated_documented_and_published_in_one_call(no
     outcome = publish_adapter(model, tokenizer, eval_frame(), tmp_path / "run", config=config, trainer=trainer)
 
     record = outcome.run_dir.read()
-    assert record.evaluation.rows == 80 and record.data.train is None
+    assert record.evaluation.rows == 80 and record.data.train.rows == len(trainer.train_dataset) == 220  # the trainer's, by default
     accuracy = next(c for c in record.evaluation.comparison if c.name == "accuracy")
     assert accuracy.adapter > 0.75 and accuracy.difference_interval[0] > 0
     assert record.training.global_steps == trainer.state.global_step
@@ -132,3 +161,15 @@ def test_a_local_base_model_needs_base_model_before_anything_is_evaluated_or_sen
 
     adapter_config = json.loads(hub.files(REPO)["adapter_config.json"])
     assert adapter_config["base_model_name_or_path"] == base_model
+
+
+def test_the_training_data_can_be_its_size_alone_and_its_labels_are_checked(notebook, tmp_path):
+    model, tokenizer, _ = notebook
+    config = {"data": {"label_names": LABELS}, "card": {"license": "mit"}}
+    run = document_adapter(model, tokenizer, eval_frame(), tmp_path / "run", config=config, train_data=6920)
+    record = run.read()
+    assert (record.data.train.rows, record.data.train.label_counts, record.data.train.name) == (6920, None, "train")
+    assert "6,920 examples of local data, as given to hubcard: your own code trained the adapter on them." in card.render_card(record)
+    with pytest.raises(HubcardError, match=r"train_data: labels neutral are not in config\['data'\]\['label_names'\]"):
+        document_adapter(model, tokenizer, eval_frame(), tmp_path / "other", config=config, train_data=[{"label": "neutral"}])
+    assert not (tmp_path / "other" / "adapter").exists()  # refused before anything of the adapter was written

@@ -176,3 +176,50 @@ def test_render_card_command_refreshes_a_repo(hub, old_repo, tmp_path, monkeypat
     written = Path("alice--old-homework-adapter.README.md")
     assert f"Card written to {written} (nothing uploaded" in result.output
     assert check_card(written.read_text(encoding="utf-8")) == []
+
+
+BAD_METADATA_CARD = """---
+base_model: sentence-transformers/all-MiniLM-L6-v2
+license: Apache 2.0
+datasets:
+- the movie reviews I collected
+- ./data/reviews.csv
+model-index:
+- name: old-homework-adapter
+  results:
+  - task:
+      type: text-classification
+    dataset:
+      type: stanfordnlp/sst2
+      name: SST-2
+      config: 3
+    metrics:
+    - type: accuracy
+      value: 0.85
+---
+
+# My adapter
+
+I trained it for homework 3.
+"""
+
+
+def test_metadata_the_hub_would_refuse_is_reported_and_never_pushed(hub, alice, tmp_path):
+    upload(alice, REPO, {"README.md": BAD_METADATA_CARD.encode(), "adapter_config.json": json.dumps(ADAPTER_CONFIG).encode()})
+    commits = len(hub.commits(REPO))
+
+    outcome = refresh_repo_card(REPO, output=tmp_path / "card.md")
+    assert [problem.key for problem in outcome.metadata_problems] == [
+        "license",
+        "datasets[0]",
+        "datasets[1]",
+        "model-index[0].results[0].dataset.config",
+    ]
+    assert "did you mean 'apache-2.0'?" in outcome.metadata_problems[0].message
+    assert "The Hub would refuse this front matter" in outcome.summary() and "datasets[1]: './data/reviews.csv'" in outcome.summary()
+    assert check_card(outcome.text)  # render-card --check refuses it too
+
+    for option in ({"push": True}, {"pr": True}):
+        with pytest.raises(CardError, match=r"metadata the Hub would refuse; nothing was pushed.*\n  - license: 'Apache 2.0'"):
+            refresh_repo_card(REPO, **option)
+    assert len(hub.commits(REPO)) == commits and hub.files(REPO)["README.md"] == BAD_METADATA_CARD.encode()
