@@ -34,7 +34,7 @@ import yaml
 from huggingface_hub import HfApi
 
 from hubcard.hub import request_timeout
-from hubcard.lint import TABLE_DELIMITER, _metadata_problems, front_matter_data, is_hub_id, placeholders, split_front_matter
+from hubcard.lint import TABLE_DELIMITER, card_metadata_problems, front_matter_data, is_hub_id, placeholders, split_front_matter
 from hubcard.pulls import open_pull_requests
 from hubcard.refresh import generated_lines, repo_facts
 from hubcard.repos import TABLE_WIDTH, Column, Row, Status, Target, Unchecked, read_file, run
@@ -81,7 +81,7 @@ def metadata_problems(front_matter: str | None) -> list[str]:
 
     The one place audit asks: lint's metadata checks, which run hubcard.metadata.metadata_problems, the
     one validator of card metadata."""
-    return [str(problem).removeprefix("metadata: ") for problem in _metadata_problems(front_matter)]
+    return [str(problem).removeprefix("metadata: ") for problem in card_metadata_problems(front_matter)]
 
 
 class Audit:

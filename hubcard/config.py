@@ -397,7 +397,7 @@ def validate_config(raw: Any, source: str | None = None, problems: list[ConfigPr
         try:
             sections[name] = model_class.model_validate(value)
         except ValidationError as error:
-            problems += _pydantic_problems(error, name, model_class)
+            problems += pydantic_problems(error, name, model_class)
 
     training = raw.get("training") or {}
     if not isinstance(training, dict):
@@ -683,7 +683,7 @@ def _check_peft(section: PeftSection, task_type: str | None) -> list[ConfigProbl
 
     known_methods = sorted({*PEFT_METHOD_ALIASES, *(str(t.value).lower() for t in PEFT_TYPE_TO_CONFIG_MAPPING)})
     if section.method not in known_methods:
-        hint = _did_you_mean(section.method, known_methods)
+        hint = did_you_mean(section.method, known_methods)
         return [ConfigProblem("peft.method", f"unknown PEFT method {section.method!r}{hint}; known: {', '.join(known_methods)}")]
 
     config_class = PEFT_TYPE_TO_CONFIG_MAPPING[section.peft_type]
@@ -778,7 +778,7 @@ def coerce_training_arguments(training: dict[str, Any]) -> dict[str, Any]:
 # --- messages ---------------------------------------------------------------------------------
 
 
-def _pydantic_problems(error: ValidationError, section: str, model_class: type[BaseModel]) -> list[ConfigProblem]:
+def pydantic_problems(error: ValidationError, section: str, model_class: type[BaseModel]) -> list[ConfigProblem]:
     problems = []
     for item in error.errors():
         location = [str(part) for part in item["loc"]]
@@ -859,10 +859,10 @@ def _describe(value: Any) -> str:
 
 
 def _unknown_key(path: str, key: str, known: typing.Iterable[str], what: str = "unknown key") -> ConfigProblem:
-    return ConfigProblem(path, f"{what}{_did_you_mean(key, known)}")
+    return ConfigProblem(path, f"{what}{did_you_mean(key, known)}")
 
 
-def _did_you_mean(word: str, known: typing.Iterable[str]) -> str:
+def did_you_mean(word: str, known: typing.Iterable[str]) -> str:
     matches = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
 

@@ -66,7 +66,7 @@ def check_card(text: str) -> list[str]:
     """What a rendered card must never contain: placeholders, empty sections and tables, None/nan
     values, links to huggingface.co/None, metadata that the Hub cannot parse or would refuse."""
     metadata, body, offset = split_front_matter(text)
-    problems = [str(problem) for problem in _metadata_format_problems(metadata)]
+    problems = [str(problem) for problem in front_matter_problems(metadata)]
     problems += [str(problem) for problem in placeholders(body, offset)]
     lines = list(scan_markdown(body))
     for number, line, in_code in lines:
@@ -96,7 +96,7 @@ def lint_card(target: str | Path) -> LintReport:
     else:
         return LintReport(source, [LintProblem("no such file, and not a Hub repo id")])
     metadata, body, offset = split_front_matter(text)
-    return LintReport(source, placeholders(body, offset) + _metadata_problems(metadata))
+    return LintReport(source, placeholders(body, offset) + card_metadata_problems(metadata))
 
 
 def split_front_matter(text: str) -> tuple[str | None, str, int]:
@@ -171,7 +171,7 @@ def _empty_structures(lines: list[tuple[int, str, bool]]) -> list[tuple[int, str
     return found
 
 
-def _metadata_format_problems(metadata: str | None) -> list[LintProblem]:
+def front_matter_problems(metadata: str | None) -> list[LintProblem]:
     """Problems that keep the Hub from reading the metadata, or that make it refuse the card
     (hubcard.metadata: every key's accepted values)."""
     if metadata is None:
@@ -187,9 +187,9 @@ def _metadata_format_problems(metadata: str | None) -> list[LintProblem]:
     return [LintProblem(f"metadata: {problem}") for problem in metadata_problems(data)]
 
 
-def _metadata_problems(metadata: str | None) -> list[LintProblem]:
+def card_metadata_problems(metadata: str | None) -> list[LintProblem]:
     """The format problems, then the keys an adapter's card needs to be found and loaded."""
-    problems = _metadata_format_problems(metadata)
+    problems = front_matter_problems(metadata)
     if metadata is None:
         return problems
     try:

@@ -62,7 +62,7 @@ from hubcard.hub import (
     upload_failure,
     with_retries,
 )
-from hubcard.lint import _metadata_format_problems, is_hub_id, split_front_matter
+from hubcard.lint import front_matter_problems, is_hub_id, split_front_matter
 from hubcard.rundir import PublishFacts, RunDir, RunRecord, holding_run_dir, temporary_folder, write_text_atomic
 from hubcard.secrets import MASK, current_token, files_with_tokens
 
@@ -332,8 +332,8 @@ def publish_run(
 def metadata_problems(card_text: str) -> list[str]:
     """What keeps the Hub from reading the card's YAML front matter (not YAML, not a mapping, a
     model-index it cannot parse), one line each: the local check before anything is sent.
-    (lint's checks until hubcard.metadata.metadata_problems replaces them.)"""
-    return [str(problem) for problem in _metadata_format_problems(split_front_matter(card_text)[0])]
+    (lint.front_matter_problems: hubcard.metadata.metadata_problems on the parsed front matter.)"""
+    return [str(problem) for problem in front_matter_problems(split_front_matter(card_text)[0])]
 
 
 def _refuse_metadata(card_text: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hubcard.config import _did_you_mean, _pydantic_problems
+from hubcard.config import did_you_mean, pydantic_problems
 from hubcard.errors import ConfigError, ConfigProblem
 from hubcard.sections import heading_key
 
@@ -102,11 +102,11 @@ def load_rubric(path: str | Path) -> Rubric:
     try:
         rubric = Rubric.model_validate(raw)
     except ValidationError as error:
-        for problem, item in zip(_pydantic_problems(error, "", Rubric), error.errors()):
+        for problem, item in zip(pydantic_problems(error, "", Rubric), error.errors()):
             message = problem.message
             if item["type"] == "extra_forbidden":  # the did-you-mean of the model the key is in
                 model = SectionRule if item["loc"][0] == "sections" else Rubric
-                message = "unknown key" + _did_you_mean(str(item["loc"][-1]), model.model_fields)
+                message = "unknown key" + did_you_mean(str(item["loc"][-1]), model.model_fields)
             problems.append(ConfigProblem(_where(problem.path.lstrip("."), node, item["loc"]), message))
     if problems:
         raise ConfigError(problems, source, kind="rubric")

@@ -238,13 +238,15 @@ def _restore_adapter(config: Config, run: RunDir, plan: Plan) -> None:
     from peft.utils import load_peft_weights, set_peft_model_state_dict
 
     record = plan.record
-    assert record.data is not None and plan.checkpoint is not None
+    assert record.data is not None and record.model is not None and plan.checkpoint is not None
     seed = int(config.training.get("seed", DEFAULT_SEED))
     loaded = load_base_model(config.model, config.task.type, record.data.label_names, seed=seed)
     peft_model = attach_adapter(loaded.model, config.peft, config.task.type)
     set_peft_model_state_dict(peft_model, load_peft_weights(plan.checkpoint))
     save_adapter(peft_model, loaded.tokenizer, run, base_model_hub_id(config.model, loaded.source))
-    record.adapter = adapter_facts(config.peft.method, run.adapter)
+    record.adapter = adapter_facts(
+        config.peft.method, run.adapter, model_type=record.model.model_type, author="hubcard", configured=config.peft.configured
+    )
     run.write(record)
 
 

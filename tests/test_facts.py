@@ -20,7 +20,7 @@ EXAMPLES = ROOT / "examples"
 
 def train_and_publish(example: str, overrides: list[str], run_dir: Path) -> list[str]:
     """Run the example with the overrides (a dry-run publish); the fact-check's problems."""
-    result = CliRunner().invoke(cli, ["train-and-publish", str(EXAMPLES / example), *overrides, "--run-dir", str(run_dir)])
+    result = CliRunner().invoke(cli, ["train-and-publish", str(EXAMPLES / example), *overrides, "--run-dir", str(run_dir), "--dry-run"])
     assert result.exit_code == 0, result.output
     return fact_check(run_dir, cli_run(run_dir, EXAMPLES / example, overrides))
 

@@ -205,7 +205,8 @@ I trained it for homework 3.
 
 
 def test_metadata_the_hub_would_refuse_is_reported_and_never_pushed(hub, alice, tmp_path):
-    upload(alice, REPO, {"README.md": BAD_METADATA_CARD.encode(), "adapter_config.json": json.dumps(ADAPTER_CONFIG).encode()})
+    hub.create_repo(REPO)  # pushed as git would: the Hub's API refuses this front matter
+    hub.commit_files(REPO, {"README.md": BAD_METADATA_CARD.encode(), "adapter_config.json": json.dumps(ADAPTER_CONFIG).encode()})
     commits = len(hub.commits(REPO))
 
     outcome = refresh_repo_card(REPO, output=tmp_path / "card.md")
