@@ -34,7 +34,8 @@ import yaml
 from huggingface_hub import HfApi
 
 from hubcard.hub import request_timeout
-from hubcard.lint import TABLE_DELIMITER, card_metadata_problems, front_matter_data, is_hub_id, placeholders, split_front_matter
+from hubcard.frontmatter import front_matter_data, split_front_matter
+from hubcard.lint import TABLE_DELIMITER, card_metadata_problems, is_hub_id, placeholders
 from hubcard.pulls import open_pull_requests
 from hubcard.refresh import generated_lines, repo_facts
 from hubcard.repos import TABLE_WIDTH, Column, Row, Status, Target, Unchecked, read_file, run
