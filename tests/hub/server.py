@@ -82,6 +82,11 @@ KINDS = (
     "commit", "validate_yaml", "tree", "paths_info", "refs", "commits", "branch", "resolve", "xet_token", "xet_cas",
     "list_models", "discussions", "discussion", "create_discussion", "discussion_change",
 )  # fmt: skip
+WRITE_KINDS = (
+    "create_repo", "delete_repo", "preupload", "lfs_batch", "lfs_upload", "lfs_verify", "commit", "branch",
+    "create_discussion", "discussion_change",
+)  # fmt: skip
+"""The kinds of request that change (or ask to change) something on the Hub; the others only read."""
 PAGE_SIZE = 50
 """Models per page of `GET /api/models` (the rest through the Link header), discussions per page."""
 
@@ -256,6 +261,11 @@ class HubServer:
     def requests(self, kind: str | None = None) -> list[RequestRecord]:
         with self.state.lock:
             return [record for record in self.state.requests if kind is None or record.kind == kind]
+
+    def writes(self, since: int = 0) -> list[RequestRecord]:
+        """The requests of WRITE_KINDS among those received after the first `since` (a `len(requests())`
+        taken earlier): what changed, or asked to change, something on the Hub."""
+        return [record for record in self.requests()[since:] if record.kind in WRITE_KINDS]
 
     def bytes_received(self, kind: str | None = None) -> int:
         """Request body bytes received for requests of `kind` (all kinds if None), dropped ones included."""
