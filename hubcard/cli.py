@@ -143,40 +143,78 @@ def evaluate_command(run_dir) -> None:
 
 @cli.command("render-card", context_settings=CONTEXT_SETTINGS)
 @click.argument("run_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@selection_options(positional=False)
 @click.option("--template", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="A Jinja template to use instead of the default.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the card (default: RUN_DIR/README.md).")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Where to write the card (default: RUN_DIR/README.md); with --repo..., the folder for the refreshed cards (default: here).",
+)
 @click.option("--check", is_flag=True, help="Exit non-zero if the card has a placeholder, an empty section or a 'None'.")
-@click.option("--repo", "repo_id", help="Refresh the card of an existing Hub repository instead of a run.")
-@click.option("--push", is_flag=True, help="With --repo: push the refreshed card as a commit.")
-@click.option("--pr", is_flag=True, help="With --repo: open a pull request with the refreshed card.")
-def render_card_command(run_dir, template, output, check, repo_id, push, pr) -> None:
-    """Render the model card of a finished run (or refresh the card of a Hub repository).
+@click.option("--push", is_flag=True, help="With --repo...: push each refreshed card as a commit (the repo's owner only).")
+@click.option("--pr", is_flag=True, help="With --repo...: propose each refreshed card in hubcard's pull request (a re-run updates it).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="With --repo...: a fact of the card (license, developed_by, base_model, language, datasets...); repeatable.")
+@click.option("--message", metavar="TEXT", help="With --pr or --push: the pull request's (or commit's) description, e.g. a note to the student.")
+@click.option("--to-write/--no-to-write", default=True, show_default=True, help="With --repo...: leave a to-do in Uses, Bias/Risks/Limitations and Recommendations when they hold template text only (else remove them).")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True, help="With --repo...: how the report is printed on stdout.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=DEFAULT_JOBS, show_default=True, help="With --repo...: repos refreshed at the same time.")
+def render_card_command(run_dir, selection, template, output, check, push, pr, settings, message, to_write, output_format, jobs) -> None:
+    """Render the model card of a finished run, or refresh the cards of adapter repos on the Hub.
+
+    With --repo, --author or --roster: each repo's card is refreshed — the sections a person wrote
+    kept word for word, template sections filled from the repo or left as a to-do, the front matter
+    changed only where it must — and written to a file, pushed (--push) or proposed in hubcard's pull
+    request (--pr). A roster's columns named like a --set key give that fact for its repo.
+
+    \b
+    Exit codes with --repo...: 0 every card done, 1 some card needs a person (see under the
+    table), 2 bad options or roster, 3 some repo could not be refreshed.
 
     \b
     Example:
       hubcard render-card runs/my-run
       hubcard render-card runs/my-run --template my-card.md.j2 --check
       hubcard render-card --repo me/old-homework-adapter --pr
+      hubcard render-card --roster students.csv --filter hw3 --set license=mit --pr --message "Please write Uses."
     """
     from hubcard import card
 
-    if (run_dir is None) == (repo_id is None):
-        raise click.UsageError("give either RUN_DIR or --repo REPO_ID")
-    if repo_id is None and (push or pr):
-        raise click.UsageError("--push and --pr go with --repo")
-    if repo_id is not None:
-        from hubcard import refresh
-
-        click.echo(refresh.refresh_repo_card(repo_id, template=template, output=output, push=push, pr=pr).summary())
+    if run_dir is not None and selection.names_repos:
+        raise click.UsageError("give either RUN_DIR or --repo/--author/--roster, not both")
+    if run_dir is None and not selection.names_repos:
+        raise click.UsageError("give either RUN_DIR or --repo/--author/--roster")
+    if run_dir is not None:
+        if push or pr or settings or message:
+            raise click.UsageError("--push, --pr, --set and --message go with --repo/--author/--roster")
+        path = card.render_run_card(run_dir, template=template, output=output)
+        click.echo(f"Card written to {path}")
+        if check:
+            problems = card.check_card(path.read_text(encoding="utf-8"))
+            for problem in problems:
+                click.echo(f"{path}: {problem}", err=True)
+            if problems:
+                sys.exit(1)
         return
-    path = card.render_run_card(run_dir, template=template, output=output)
-    click.echo(f"Card written to {path}")
-    if check:
-        problems = card.check_card(path.read_text(encoding="utf-8"))
-        for problem in problems:
-            click.echo(f"{path}: {problem}", err=True)
-        if problems:
-            sys.exit(1)
+    if push and pr:
+        raise click.UsageError("give --push or --pr, not both")
+    if message and not (push or pr):
+        raise click.UsageError("--message goes with --pr or --push")
+    from hubcard import refresh, repos
+
+    mode = "push" if push else "pr" if pr else "file"
+    refresher = refresh.Refresher(
+        mode=mode, template=template, output_dir=output or Path("."), given=refresh.parse_settings(settings), message=message,
+        to_write=to_write, revision=selection.revision,
+    )  # fmt: skip
+    targets = repos.select(selection, refresher.api)
+    refresher.take_roster(targets)
+    rows = repos.run(refresher, targets, jobs=jobs)
+    click.echo(repos.report(refresher, rows, output_format), nl=False)
+    if output_format == "table":
+        click.echo(refresh.for_a_person(rows), nl=False)
+    else:
+        click.echo(repos.summary(rows), err=True)
+    sys.exit(repos.exit_code(rows))
 
 
 @cli.command("publish", context_settings=CONTEXT_SETTINGS)

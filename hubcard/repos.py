@@ -97,6 +97,11 @@ class Selection:
     filter: str | None = None
     revision: str | None = None
 
+    @property
+    def names_repos(self) -> bool:
+        """Whether any repo was asked for (REPO_IDs, --author or --roster)."""
+        return bool(self.repo_ids or self.authors or self.roster is not None)
+
 
 @dataclass(frozen=True)
 class Row:
