@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ from hubcard.lint import PLACEHOLDER
 from hubcard.metadata import MetadataProblem, metadata_problems
 from hubcard.model_ids import model_id, same_model
 from hubcard.pulls import Proposal, pending, propose
-from hubcard.repos import Column, Row, SelectionError, Status, Target, Unchecked, read_file
+from hubcard.repos import TABLE_WIDTH, Column, Row, SelectionError, Status, Target, Unchecked, read_file
 from hubcard.rundir import write_text_atomic
 from hubcard.sections import (
     KEY_LINE, OPTIONAL, Section, has_text, heading_key, hub_template_sections, is_to_write, parse_sections, subsection_indexes,
@@ -344,18 +345,18 @@ class Refresher:
             Column("done", 24, lambda row: row.fields["done"]),
             Column("todo", 4, lambda row: str(len(row.fields["to_write"]))),
             Column("meta", 4, lambda row: str(len(row.fields["metadata_changes"]))),
-            Column("where", 40, lambda row: row.fields["where"] or ""),
         ]
 
     def flat(self, row: Row) -> dict[str, str]:
         return {key: "; ".join(value) if isinstance(value, list) else "" if value is None else str(value) for key, value in row.fields.items()}
 
     def legend(self) -> list[str]:
-        return [
-            "todo: sections left for the student to write; meta: front matter keys changed; where: the card's file, pull "
-            "request or commit. --format json lists the sections kept, filled, left to write and removed, and each change.",
-            "Under the table: what a person must still do in each repo with problems (for_a_person in --format json and csv).",
-        ]
+        text = (
+            "todo: sections left for the student to write; meta: front matter keys changed. --format json (or csv) gives "
+            "each card's file, pull request or commit (where), the sections kept, filled, left to write and removed, and "
+            "each change. Under the table: what a person must still do in each repo with problems."
+        )
+        return textwrap.wrap(text, TABLE_WIDTH)
 
 
 def for_a_person(rows: Sequence[Row]) -> str:

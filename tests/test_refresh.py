@@ -189,8 +189,9 @@ def test_render_card_command_refreshes_a_repo(hub, old_repo, tmp_path, monkeypat
 
     assert code == 0, stderr
     written = Path("alice--old-homework-adapter.README.md")
-    assert stdout.splitlines()[0].split() == ["repo", "status", "done", "todo", "meta", "where"]
-    assert stdout.splitlines()[1].split() == [REPO, "ok", "written", "3", "3", str(written)]
+    assert stdout.splitlines()[0].split() == ["repo", "status", "done", "todo", "meta"]
+    assert stdout.splitlines()[1].split() == [REPO, "ok", "written", "3", "3"]
+    assert all(len(line) <= 100 for line in stdout.splitlines())
     assert check_card(written.read_text(encoding="utf-8")) == []
     assert not hub.writes(sent)
 
@@ -442,6 +443,16 @@ def test_bad_staff_options_are_refused_before_anything_is_sent(hub, old_repo, ar
     code, stdout, stderr = hubcard("render-card", "--repo", REPO, *arguments)
     assert code == 2 and stdout == "" and message in stderr
     assert len(hub.requests()) == sent
+
+
+def test_bad_facts_in_a_roster_are_refused_before_any_repo_is_touched(course, hub, tmp_path):
+    roster = tmp_path / "students.csv"
+    roster.write_text(f"repo_id,name,base_model\n{course.GOOD},Eve,\n{course.DORA},Ben,model\n", encoding="utf-8")
+    sent = len(hub.requests())
+    code, stdout, stderr = hubcard("render-card", "--roster", str(roster), "--pr")
+    assert code == 2 and stdout == ""
+    assert f"the roster's line for {course.DORA}: base_model: 'model' is not a Hub model id (owner/name)" in stderr
+    assert not hub.writes(sent)
 
 
 # --- a class, twice -------------------------------------------------------------------------------------
