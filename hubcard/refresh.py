@@ -53,8 +53,8 @@ from hubcard.pulls import Proposal, pending, propose
 from hubcard.repos import TABLE_WIDTH, Column, Row, SelectionError, Status, Target, Unchecked, read_file
 from hubcard.rundir import write_text_atomic
 from hubcard.sections import (
-    KEY_LINE, OPTIONAL, Section, has_text, heading_key, hub_template_sections, is_to_write, parse_sections, subsection_indexes,
-    template_filled_lines, template_lines, to_write_lines, to_write_names, without_placeholders, written,
+    KEY_LINE, OPTIONAL, Section, has_text, heading_key, hub_template_sections, is_to_write, normalized_lines, parse_sections,
+    subsection_indexes, template_filled_lines, template_lines, to_write_lines, to_write_names, without_placeholders, written,
 )  # fmt: skip
 
 CARD = "README.md"
@@ -491,7 +491,7 @@ def refresh_card(
     kept, filled, todo = _fill(sections, facts, given, template_text, to_write)
     lines, removed = _render(sections)
     new_body = "\n".join(lines).strip() + "\n"
-    changed = bool(not found or changes or front.broken or _normalized(new_body) != _normalized(body))
+    changed = bool(not found or changes or front.broken or normalized_lines(new_body) != normalized_lines(body))
     changes |= optional if changed else {}
     new_block = updated(front, changes) if changed else block
     said = [f"{key}: {_shown(front.data.get(key))} -> {_shown(value)}" for key, value in changes.items()]
@@ -501,17 +501,6 @@ def refresh_card(
         new_text = new_body if new_block is None else with_front_matter(new_body, new_block)
     refused = metadata_problems(metadata)
     return RefreshOutcome(facts.repo_id, new_text, changed, kept, filled, todo, removed, said, for_a_person, refused)
-
-
-def _normalized(body: str) -> list[str]:
-    """The body's lines as its meaning goes: line endings, trailing spaces and runs of blank lines aside."""
-    lines: list[str] = []
-    for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if line.strip() or (lines and lines[-1]):
-            lines.append(line.rstrip())
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
 
 
 def _broken(front: FrontMatter) -> list[str]:

@@ -133,8 +133,10 @@ class CardSections:
 
     sections: list[Section]
     reports: list[SectionReport]
-    """One per section of `sections`."""
+    """One per section of `sections` (with its subsections' lines, below level 1)."""
     generator: Literal["hubcard", "trainer"] | None
+    own_states: list[SectionState] = field(default_factory=list)
+    """One per section of `sections`: its state from its own lines alone."""
 
     def template_states(self) -> dict[str, SectionState]:
         """Each section of the Hub's default template -> its state in this card, in template order."""
@@ -196,7 +198,8 @@ def read_sections(
         family = [index] if section.level <= 1 else [index, *subsection_indexes(sections, index)]
         lines = [pair for member in family for pair in zip(_all_lines(sections[member]), owners[member])]
         reports.append(_report(section, lines))
-    return CardSections(sections, reports, generator)
+    own = [_report(section, list(zip(_all_lines(section), owners[index]))).state for index, section in enumerate(sections)]
+    return CardSections(sections, reports, generator, own)
 
 
 def parse_sections(body: str) -> list[Section]:
@@ -299,6 +302,18 @@ def without_placeholders(line: str) -> str:
 def has_text(lines: Iterable[str]) -> bool:
     """Whether any line has a word outside HTML comments."""
     return any(re.search(r"\w", HTML_COMMENT.sub("", line)) for line in lines)
+
+
+def normalized_lines(text: str) -> list[str]:
+    """The text's lines as its meaning goes: line endings, trailing spaces and runs of blank lines (and
+    blank lines at either end) aside. Two texts with the same normalized lines differ in formatting only."""
+    lines: list[str] = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if line.strip() or (lines and lines[-1]):
+            lines.append(line.rstrip())
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def count_words(lines: Iterable[str]) -> int:
