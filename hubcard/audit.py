@@ -35,7 +35,8 @@ from huggingface_hub import HfApi
 
 from hubcard.hub import request_timeout
 from hubcard.frontmatter import front_matter_data, split_front_matter
-from hubcard.lint import TABLE_DELIMITER, card_metadata_problems, is_hub_id, placeholders
+from hubcard.lint import TABLE_DELIMITER, card_metadata_problems, placeholders
+from hubcard.model_ids import model_id
 from hubcard.pulls import open_pull_requests
 from hubcard.refresh import generated_lines, repo_facts
 from hubcard.repos import TABLE_WIDTH, Column, Row, Status, Target, Unchecked, read_file, run
@@ -221,7 +222,7 @@ def judge(content: RepoContent, rubric: Rubric, repo_id: str) -> dict[str, Any]:
         "placeholders": evidence.placeholders,
         "sections": sections.template_states(),
         "metadata_problems": problems,
-        "base_model": next((model for model in base_models if is_hub_id(model)), None) or (facts.base_model if facts else None),
+        "base_model": next((model for model in base_models if model_id(model)), None) or (facts.base_model if facts else None),
         "peft_type": facts.peft_type if facts else None,
         "method": facts.method if facts else None,
         "adapter_sha256": content.adapter_sha256,
@@ -267,10 +268,10 @@ def _fact(name: str, evidence: Evidence) -> tuple[bool, str]:
     metadata = evidence.metadata
     if name == "base_model":
         models = _listed(metadata.get("base_model"))
-        local = [model for model in models if not is_hub_id(model)]
+        local = [model for model in models if not model_id(model)]
         if not models:
             return False, "no base_model in the metadata"
-        return (False, f"{local[0]!r} is a local path, not a Hub id") if local else (True, ", ".join(models))
+        return (False, f"{local[0]!r} is a local path or folder name, not a Hub id") if local else (True, ", ".join(models))
     if name == "license":
         license = metadata.get("license")
         return (True, str(license)) if isinstance(license, str) and license.strip() else (False, "no license in the metadata")

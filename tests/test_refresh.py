@@ -491,3 +491,12 @@ def test_refresh_and_audit_of_a_class_twice_the_second_time_sends_nothing(course
     assert row["placeholders"] == 0 and row["open_prs_by_hubcard"] == 0
     assert (row["sections"]["Uses"], row["sections"]["Bias, Risks, and Limitations"]) == ("to write", "to write")
     assert row["rubric"]["section: Uses"] == {"pass": False, "detail": "still to write"}
+
+
+def test_revision_is_the_branch_read_and_written(hub, old_repo):
+    HfApi().create_branch(REPO, branch="draft")
+    main = hub.files(REPO)["README.md"]
+    code, stdout, stderr = hubcard("render-card", "--repo", REPO, "--revision", "draft", "--push", "--format", "json")
+    assert code == 0, stderr
+    assert json.loads(stdout)[0]["done"].startswith("pushed ")
+    assert hub.files(REPO)["README.md"] == main and hub.files(REPO, "draft")["README.md"] != main
