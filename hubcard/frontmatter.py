@@ -124,6 +124,8 @@ def updated(front: FrontMatter, changes: Mapping[str, Any]) -> str:
     keeps its first place), a new one at the end. Falls back to writing every key anew, in the block's
     order, in the rare block whose layout hides its keys from a line-by-line reading."""
     expected = {key: value for key, value in (front.data | dict(changes)).items() if value is not REMOVE}
+    if front.error is None and not all(entry.readable for entry in front.entries):
+        return _anew(expected, front)  # valid YAML whose layout hides its keys from a line-by-line reading
     lines: list[str] = []
     written: set[str] = set()
     for entry in front.entries:
@@ -140,8 +142,11 @@ def updated(front: FrontMatter, changes: Mapping[str, Any]) -> str:
         if key not in written and value is not REMOVE:
             lines += _dumped(key, value)
     text = "\n".join(lines)
-    if _parses_to(text, expected):
-        return text
+    return text if _parses_to(text, expected) else _anew(expected, front)
+
+
+def _anew(expected: dict[str, Any], front: FrontMatter) -> str:
+    """Every key written anew, in order, then the broken lines as comments."""
     anew = [line for key, value in expected.items() for line in _dumped(key, value)]
     return "\n".join(anew + [line for broken in front.broken for line in _commented(broken.lines)])
 

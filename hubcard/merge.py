@@ -13,7 +13,8 @@ values and of each of its own sections (`record_card`). Next time, a section (or
 
 A card on the Hub that hubcard never recorded (no manifest, or one from before records) is judged
 with hubcard.sections: a section a person wrote is kept (it replaces hubcard's of the same heading),
-template and tool text is not. The front matter is rewritten key by key (hubcard.frontmatter), so a
+template and tool text is not; in a card hubcard generated (its `hubcard` tag), whose every line
+counts as generated, a section under a heading hubcard's new card does not have is kept. The front matter is rewritten key by key (hubcard.frontmatter), so a
 person's keys keep their lines. Sections are told apart by their headings and the headings above
 them (`Evaluation > Results`); formatting alone (spaces, blank lines, line endings) is no edit.
 """
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hubcard.frontmatter import REMOVE, read_front_matter, split_front_matter, updated, with_front_matter
-from hubcard.sections import Section, normalized_lines, parse_sections, read_sections
+from hubcard.sections import CardSections, Section, normalized_lines, parse_sections, read_sections
 
 
 TITLE_KEY = "(title)"
@@ -76,8 +77,13 @@ def merge_card(ours: str, theirs: str, recorded: CardRecord | None) -> CardMerge
     `ours` itself when nothing of theirs is kept."""
     our_block, our_body, _ = split_front_matter(ours)
     their_block, their_body, _ = split_front_matter(theirs)
-    block, metadata_kept = _merge_metadata(our_block, their_block, recorded)
-    body, sections_kept = _merge_sections(our_body, theirs, their_body, recorded)
+    judged = read_sections(theirs) if recorded is None else None
+    metadata_record = recorded
+    if judged is not None and judged.generator == "hubcard":  # its values of the keys hubcard writes are hubcard's
+        mine, their = read_front_matter(our_block).data, read_front_matter(their_block).data
+        metadata_record = CardRecord({key: _value_digest(value) for key, value in their.items() if key in mine})
+    block, metadata_kept = _merge_metadata(our_block, their_block, metadata_record)
+    body, sections_kept = _merge_sections(our_body, their_body, recorded, judged)
     kept = metadata_kept + sections_kept
     if not kept:
         return CardMerge(ours, [])
@@ -121,14 +127,20 @@ def _merge_metadata(ours: str | None, theirs: str | None, recorded: CardRecord |
 # --- the sections -----------------------------------------------------------------------------------
 
 
-def _merge_sections(ours: str, their_card: str, theirs: str, recorded: CardRecord | None) -> tuple[str, list[str]]:
-    """The merged body (hubcard's order, with the person's sections in it) and what was kept of theirs."""
+def _merge_sections(ours: str, theirs: str, recorded: CardRecord | None, judged: CardSections | None) -> tuple[str, list[str]]:
+    """The merged body (hubcard's order, with the person's sections in it) and what was kept of theirs;
+    `judged`: the card on the Hub's sections as hubcard.sections judges them, when there is no record."""
     mine = _keyed(parse_sections(ours))
-    their_sections = parse_sections(theirs)
-    their = _keyed(their_sections)
-    states = read_sections(their_card).own_states if recorded is None else []
+    their = _keyed(parse_sections(theirs))
     my_keys = {key for key, _ in mine}
-    owners = {key: _owner(key, section, recorded, states[index] if states else None) for index, (key, section) in enumerate(their)}
+    owners = {}
+    for index, (key, section) in enumerate(their):
+        if recorded is not None:
+            owners[key] = _owner(key, section, recorded)
+        elif judged is not None and judged.generator == "hubcard":
+            owners[key] = "hubcard" if key in my_keys else "person"
+        else:
+            owners[key] = "person" if judged is not None and judged.own_states[index] == "written" else "hubcard"
     after: dict[str | None, list[tuple[str, Section]]] = {}
     anchor: str | None = None
     for key, section in their:
@@ -154,11 +166,9 @@ def _merge_sections(ours: str, their_card: str, theirs: str, recorded: CardRecor
     return "\n".join(lines).strip("\n") + "\n", kept
 
 
-def _owner(key: str, section: Section, recorded: CardRecord | None, state: str | None) -> str:
-    """Who holds a section of the card on the Hub: `hubcard` (untouched, or not a person's), `edited`
-    (hubcard's, changed on the Hub) or `person` (added on the Hub, or a person's in a card hubcard never recorded)."""
-    if recorded is None:
-        return "person" if state == "written" else "hubcard"
+def _owner(key: str, section: Section, recorded: CardRecord) -> str:
+    """Who holds a section of a card hubcard recorded: `hubcard` (untouched), `edited` (hubcard's,
+    changed on the Hub) or `person` (added on the Hub)."""
     if key in recorded.sections:
         return "hubcard" if recorded.sections[key] == _section_digest(section) else "edited"
     return "person"

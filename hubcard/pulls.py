@@ -20,7 +20,7 @@ downloaded to compare.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -122,11 +122,14 @@ def propose(
     description: str,
     message: str | None = None,
     branch: str = "main",
+    upload: Callable[[list[CommitOperationAdd], str, bool], None] | None = None,
 ) -> Proposal:
     """Propose `operations` to `branch` of `repo_id` through hubcard's pull request of `kind` (see the
     module's docstring); `title` and `description` are the commit's (a new pull request's description
     also holds `message`, e.g. a note to the repo's owner, and the marker; an existing one gets
-    `message` as a comment unless it already says it).
+    `message` as a comment unless it already says it). `upload(additions, revision, create_pr)`, if
+    given, is called before a commit with the files it adds (to upload their LFS content with the
+    caller's own error handling); nothing is uploaded when nothing is committed.
 
     Safe to repeat after a failure whose answer was lost: the repeat finds the pull request the first
     attempt opened. huggingface_hub's HTTP errors propagate. The token is `api`'s.
@@ -147,9 +150,13 @@ def propose(
         update = pending(api, repo_id, operations, pull.git_reference)
         if not update:
             return Proposal("up to date", pull.number, url)
+        if upload is not None:
+            upload([operation for operation in update if isinstance(operation, CommitOperationAdd)], pull.git_reference, False)
         commit = api.create_commit(repo_id, update, commit_message=title, commit_description=description, revision=pull.git_reference)
         return Proposal("updated", pull.number, url, commit)
     opening = "\n\n".join(part for part in (message and message.strip(), description.strip(), marker(kind)) if part)
+    if upload is not None:
+        upload([operation for operation in changes if isinstance(operation, CommitOperationAdd)], branch, True)
     commit = api.create_commit(repo_id, changes, commit_message=title, commit_description=opening, revision=branch, create_pr=True)
     return Proposal("opened", commit.pr_num, commit.pr_url, commit)
 

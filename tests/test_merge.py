@@ -89,3 +89,14 @@ def test_a_card_hubcard_never_recorded_keeps_what_a_person_wrote_only():
         "'what i learned': written on the Hub, kept",
     ]
     assert CardRecord.from_json(record_card(ours).to_json()) == record_card(ours) and CardRecord.from_json(["x"]) is None
+
+
+def test_a_card_hubcard_generated_without_a_record_keeps_the_sections_hubcard_does_not_write():
+    """A manifest from before records: in hubcard's own card every line counts as generated."""
+    first, again = cards()
+    theirs = first.replace("## Bias, Risks, and Limitations", NOTES + "## Bias, Risks, and Limitations", 1)
+
+    merged = merge_card(again, theirs, None)
+
+    assert merged.text == again.replace("## Bias, Risks, and Limitations", NOTES + "## Bias, Risks, and Limitations", 1)
+    assert merged.kept == ["'my notes': written on the Hub, kept"]
