@@ -224,12 +224,18 @@ def render_card_command(run_dir, selection, template, output, check, push, pr, s
 @click.option("--revision", help="The branch to publish to, created from main if missing (default: main).")
 @click.option("--pr/--no-pr", "create_pr", default=None, help="Open a pull request instead of committing to the branch.")
 @click.option("--base-model", help="The base model's Hub id, for a run whose base model was a local folder without model.hub_id.")
+@click.option("--force", is_flag=True, help="Replace the files hubcard uploaded that were edited on the Hub since (kept by default).")
 @dry_run_option
-def publish_command(run_dir, repo_id, private, revision, create_pr, base_model, dry_run) -> None:
+def publish_command(run_dir, repo_id, private, revision, create_pr, base_model, force, dry_run) -> None:
     """Upload the adapter, the card and the plots of a run to the Hub, in one commit.
 
     The options choose where; what they leave out comes from the run's hub section (run.json). The
     token comes from HF_TOKEN or `hf auth login`; it is never written anywhere.
+
+    Publishing again keeps what was edited on the Hub since: README.md is merged (sections and
+    metadata a person added or rewrote kept, hubcard's own updated), any other file hubcard
+    uploaded and someone changed is kept. --dry-run shows each such file as `edited on the Hub`
+    with what is kept; --force replaces them. With --pr, a re-run updates hubcard's own pull request.
 
     \b
     Example:
@@ -241,7 +247,7 @@ def publish_command(run_dir, repo_id, private, revision, create_pr, base_model, 
 
     given = {"repo_id": repo_id, "private": private, "revision": revision, "create_pr": create_pr}
     choice = {key: value for key, value in given.items() if value is not None}
-    click.echo(publish.publish_run(run_dir, dry_run=dry_run, hub=choice, base_model=base_model).summary())
+    click.echo(publish.publish_run(run_dir, dry_run=dry_run, hub=choice, base_model=base_model, force=force).summary())
 
 
 @cli.command("lint-card", context_settings=CONTEXT_SETTINGS)
