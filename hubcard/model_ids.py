@@ -1,5 +1,5 @@
-"""Which Hub model a name stands for, offline: `owner/name` ids, the legacy ids of the Hub's renamed
-canonical models, and local names that are no Hub id at all.
+"""Hub ids, offline: what can be a repo id, which Hub model a name stands for (`owner/name` ids, the
+legacy ids of the Hub's renamed canonical models), and local names that are no Hub id at all.
 
 The Hub's first models had ids without an owner (`gpt2`, `bert-base-uncased`). In 2024 the Hub moved
 them into the organisations that made them (`openai-community/gpt2`, `google-bert/bert-base-uncased`);
@@ -12,9 +12,10 @@ writes it into `base_model_name_or_path`) names no Hub model.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from hubcard.metadata import is_hub_id
+HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
 
 _RENAMED: dict[str, tuple[str, ...]] = {
     "albert": (
@@ -44,6 +45,11 @@ _RENAMED: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 LEGACY_IDS: dict[str, str] = {name: f"{owner}/{name}" for owner, names in _RENAMED.items() for name in names}
 """Legacy id (no owner) -> the id the Hub moved the model to."""
+
+
+def is_hub_id(value: str) -> bool:
+    """Whether `value` can be a Hub repo id (`name` or `namespace/name`), not a local path."""
+    return bool(HUB_ID.match(value)) and ".." not in value and not value.endswith((".gguf", ".md"))
 
 
 def model_id(value: Any) -> str | None:

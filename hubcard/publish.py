@@ -73,8 +73,9 @@ from hubcard.hub import (
     upload_failure,
     with_retries,
 )
-from hubcard.lint import front_matter_problems, is_hub_id, split_front_matter
+from hubcard.lint import front_matter_problems, split_front_matter
 from hubcard.merge import CardRecord, merge_card, record_card
+from hubcard.model_ids import model_id
 from hubcard.pulls import Proposal, propose, same_content
 from hubcard.repos import read_file
 from hubcard.rundir import PublishFacts, RunDir, RunRecord, holding_run_dir, temporary_folder, write_text_atomic
@@ -473,7 +474,7 @@ def _with_base_model(record: RunRecord, base_model: str | None) -> RunRecord:
     """The record with the base model's Hub id the user gave (`--base-model`, `base_model=`)."""
     if base_model is None:
         return record
-    if not is_hub_id(base_model):
+    if model_id(base_model) is None:
         raise PublishError(f"--base-model {base_model}: not a Hub model id (owner/name)")
     if record.model is None:
         raise PublishError("run.json records no base model: train the run first (`hubcard train CONFIG`)")
