@@ -1,4 +1,4 @@
-"""hubcard.frontmatter, the one reader and writer of a card's YAML front matter; hubcard.model_ids."""
+"""hubcard.frontmatter, the one reader and writer of a card's YAML front matter; hubcard.model_ids, Hub ids offline."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from hubcard.frontmatter import BROKEN_NOTE, REMOVE, front_matter_data, read_front_matter, split_front_matter, updated, with_front_matter
+from hubcard.metadata import metadata_problems
 from hubcard.model_ids import LEGACY_IDS, canonical_id, model_id, same_model
 
 BLOCK = """# my metadata
@@ -69,3 +70,6 @@ def test_model_ids_offline():
     assert not same_model("bert-base-uncased", "alice/bert-base-uncased")
     assert canonical_id("t5-small") == "google-t5/t5-small" and canonical_id("alice/x") == "alice/x"
     assert all(new.endswith("/" + old) for old, new in LEGACY_IDS.items())
+    twice = metadata_problems({"base_model": ["bert-base-uncased", "google-bert/bert-base-uncased"]})  # the one validator agrees
+    assert [(problem.key, problem.message.split(";")[0]) for problem in twice] == [("base_model", "lists the same model more than once")]
+    assert [problem.key for problem in metadata_problems({"base_model": "tiny-gpt2"})] == ["base_model"]
