@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -185,9 +186,10 @@ class HubServer:
         with self.state.lock:
             return self.state.create_repo(repo_id, repo_id.split("/")[0], private)
 
-    def commit_files(self, repo_id: str, files: dict[str, bytes], title: str = "Push with git") -> Commit:
+    def commit_files(self, repo_id: str, files: dict[str, bytes], title: str = "Push with git", date: datetime | None = None) -> Commit:
         """Commit `files` to main directly, as a `git push` would: no metadata check (tests set up repos
-        with what the API would refuse, such as a README whose front matter is broken)."""
+        with what the API would refuse, such as a README whose front matter is broken). `date`: the
+        commit's date (default now), as a push of a commit made earlier brings it."""
         with self.state.lock:
             repo = self._repo(repo_id)
             operations: list[FileAdd | FileDelete] = []
@@ -199,7 +201,7 @@ class HubServer:
                 pointer = LFS_POINTER.format(oid=sha256, size=len(content)).encode()
                 operations.append(FileAdd(path, sha256, len(content), lfs, git_blob_oid(pointer if lfs else content)))
             made, _ = self.state.commit(
-                repo, "main", operations, title=title, description="", author=repo.owner, parent_commit=None, create_pr=False
+                repo, "main", operations, title=title, description="", author=repo.owner, parent_commit=None, create_pr=False, date=date
             )
             return made
 
