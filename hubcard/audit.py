@@ -18,13 +18,11 @@ the files next to it (a run directory's adapter/ files as publish lays them out)
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import hashlib
 import json
 import re
 import textwrap
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +37,7 @@ from hubcard.lint import TABLE_DELIMITER, card_metadata_problems, placeholders
 from hubcard.model_ids import model_id
 from hubcard.pulls import open_pull_requests
 from hubcard.refresh import generated_lines, repo_facts
-from hubcard.repos import TABLE_WIDTH, Column, Row, Status, Target, Unchecked, read_file, run
+from hubcard.repos import TABLE_WIDTH, Column, Row, Status, Target, Unchecked, mark_duplicates, read_file, run
 from hubcard.rubric import Rubric, RubricItem
 from hubcard.sections import CardSections, hub_template_sections, read_sections
 
@@ -168,24 +166,7 @@ def audit(targets: Sequence[Target], rubric: Rubric, *, revision: str | None = N
     """Audit every target (see hubcard.repos.run), then mark the adapters that are byte-identical
     across the rows (`duplicate_of`, and `problems`)."""
     action = Audit(rubric, revision=revision)
-    return action, mark_duplicates(run(action, targets, jobs=jobs))
-
-
-def mark_duplicates(rows: list[Row]) -> list[Row]:
-    """Each checked row's `duplicate_of`: the other rows whose adapter_sha256 is the same."""
-    owners: dict[str, list[str]] = defaultdict(list)
-    for row in rows:
-        if row.status != "error" and row.fields.get("adapter_sha256"):
-            owners[row.fields["adapter_sha256"]].append(row.target.repo_id)
-    marked = []
-    for row in rows:
-        if row.status == "error":
-            marked.append(row)
-            continue
-        others = [repo_id for repo_id in owners.get(row.fields.get("adapter_sha256") or "", []) if repo_id != row.target.repo_id]
-        fields = {**row.fields, "duplicate_of": others}
-        marked.append(dataclasses.replace(row, fields=fields, status=status_of(fields)))
-    return marked
+    return action, mark_duplicates(run(action, targets, jobs=jobs), status_of)
 
 
 def _cell(value: Any, true: str = "true", false: str = "false") -> str:

@@ -27,7 +27,7 @@ import numpy as np
 
 from hubcard import metrics, plots
 from hubcard.config import Config, config_of_run
-from hubcard.data import load_data
+from hubcard.data import LabeledData, load_data
 from hubcard.errors import RunDirError
 from hubcard.models import load_adapter, load_base_model
 from hubcard.rundir import (
@@ -83,30 +83,49 @@ def evaluate_run(run_dir: str | Path) -> RunRecord:
     seed = int(config.training.get("seed", DEFAULT_SEED))
     started = _now()
     data = load_data(config.data, seed=seed, with_train=False, label_names=record.data.label_names)
-    rows = data.eval
-    texts, references = list(rows["text"]), list(rows["label"])
+    texts = list(data.eval["text"])
     tokenizer = run.adapter if (run.adapter / "tokenizer_config.json").is_file() else None  # the one that ships
     loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed, tokenizer_path=tokenizer)
     predictor = Predictor.for_run(config, record, loaded.tokenizer, data.label_names)
 
-    model = _to_device(loaded.model)
+    model = to_device(loaded.model)
     base = predictor.predict(model, texts, "base model")
     model = load_adapter(model, run.adapter)
     adapter = predictor.predict(model, texts, "adapter")
-    chosen = pick_examples(references, base.labels, adapter.labels, config.evaluation.num_examples, seed)
-    answers = predictor.example_answers(model, texts, chosen, base, adapter)
-
-    evaluation = _evaluation_facts(config, data.label_names, references, base, adapter, seed)
-    evaluation.examples = [
-        _example(texts[i], references[i], base.labels[i], adapter.labels[i], data.label_names, *answers[i]) for i in chosen
-    ]
-    for name, predictions in (("base", base), ("adapter", adapter)):
-        write_jsonl(run.predictions / f"{name}.jsonl", _prediction_rows(rows["row"], texts, references, predictions, data.label_names))
-    record.evaluation = evaluation
-    record.plots.update(_confusion_plots(run, evaluation, data.label_names))
-    record.stages["evaluate"] = StageTiming(started_at=started, finished_at=_now(), seconds=(_now() - started).total_seconds())
+    record_evaluation(run, record, config, data, predictor, model, base, adapter, seed=seed, started=started)
     run.write(record)
     return record
+
+
+def record_evaluation(
+    run: RunDir,
+    record: RunRecord,
+    config: Config,
+    data: LabeledData,
+    predictor: Predictor,
+    model,
+    base: Predictions,
+    adapter: Predictions,
+    *,
+    seed: int,
+    started: datetime,
+) -> None:
+    """Put the evaluation of `base` and `adapter` (predictions for `data.eval`) into `record`: metrics
+    with paired-bootstrap intervals, the examples (picked with `seed`; for a causal-lm task the models'
+    own answers, `model` being the adapter on its base model), and the evaluate stage's timing since
+    `started`; write the predictions and the confusion-matrix plots into `run`. run.json is the
+    caller's to write."""
+    rows, label_names = data.eval, data.label_names
+    texts, references = list(rows["text"]), list(rows["label"])
+    chosen = pick_examples(references, base.labels, adapter.labels, config.evaluation.num_examples, seed)
+    answers = predictor.example_answers(model, texts, chosen, base, adapter)
+    evaluation = _evaluation_facts(config, label_names, references, base, adapter, seed)
+    evaluation.examples = [_example(texts[i], references[i], base.labels[i], adapter.labels[i], label_names, *answers[i]) for i in chosen]
+    for name, predictions in (("base", base), ("adapter", adapter)):
+        write_jsonl(run.predictions / f"{name}.jsonl", _prediction_rows(rows["row"], texts, references, predictions, label_names))
+    record.evaluation = evaluation
+    record.plots.update(_confusion_plots(run, evaluation, label_names))
+    record.stages["evaluate"] = StageTiming(started_at=started, finished_at=_now(), seconds=(_now() - started).total_seconds())
 
 
 def headline(record: RunRecord) -> str:
@@ -350,7 +369,8 @@ def _pad(rows: list[list[int]], pad_id: int, *, left: bool, device) -> tuple[tor
     return ids.to(device), mask.to(device)
 
 
-def _to_device(model):
+def to_device(model):
+    """The model on the GPU when there is one (a model loaded in 4-bit is placed already)."""
     import torch
 
     if torch.cuda.is_available() and not getattr(model, "is_loaded_in_4bit", False):

@@ -22,6 +22,7 @@ commands that use `selection_options` answer --help at once.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import io
 import json
@@ -334,6 +335,24 @@ def run(action: Action, targets: Sequence[Target], *, jobs: int = DEFAULT_JOBS) 
                 rows[futures[future]] = future.result()
                 bar.update(1)
     return [row for row in rows if row is not None]
+
+
+def mark_duplicates(rows: Sequence[Row], status_of: Callable[[Mapping[str, Any]], Status]) -> list[Row]:
+    """Each checked row's `duplicate_of`: the other checked rows whose `adapter_sha256` field is the same
+    (byte-identical adapter weights), and its status again by `status_of(fields)`."""
+    owners: dict[str, list[str]] = {}
+    for row in rows:
+        if row.status != "error" and row.fields.get("adapter_sha256"):
+            owners.setdefault(row.fields["adapter_sha256"], []).append(row.target.repo_id)
+    marked = []
+    for row in rows:
+        if row.status == "error":
+            marked.append(row)
+            continue
+        others = [repo_id for repo_id in owners.get(row.fields.get("adapter_sha256") or "", []) if repo_id != row.target.repo_id]
+        fields = {**row.fields, "duplicate_of": others}
+        marked.append(dataclasses.replace(row, fields=fields, status=status_of(fields)))
+    return marked
 
 
 def exit_code(rows: Iterable[Row]) -> int:
