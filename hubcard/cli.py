@@ -126,19 +126,87 @@ def train_command(config, overrides, run_dir, resume, overwrite) -> None:
         click.echo(f"Adapter saved in {trained.adapter}")
 
 
+def _moment(ctx: click.Context, param: click.Parameter, value: str | None):
+    from hubcard.repo_evaluation import parse_moment
+
+    try:
+        return parse_moment(value) if value is not None else None
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _hub_model_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from hubcard.metadata import metadata_problems
+
+    if value is not None and (problems := metadata_problems({"base_model": value})):
+        raise click.BadParameter(problems[0].message)
+    return value
+
+
 @cli.command("evaluate", context_settings=CONTEXT_SETTINGS)
-@run_dir_argument
-def evaluate_command(run_dir) -> None:
-    """Evaluate the base model and the trained adapter on the same data.
+@click.argument("path", metavar="RUN_DIR | EVAL.yaml", type=click.Path(path_type=Path))
+@selection_options(positional=False)
+@click.option(
+    "--before",
+    metavar="DATETIME",
+    callback=_moment,
+    help="Evaluate the last commit at or before this moment (ISO 8601: 2025-03-01, the end of that day in UTC, "
+    "or 2025-03-01T23:59:00+01:00); on the --revision branch, else the default branch.",
+)
+@click.option("--base-model", metavar="ID", callback=_hub_model_id, help="The base model's Hub id for adapters whose adapter_config.json names none.")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="evaluations",
+    show_default=True,
+    help="Where the run directories go: OUTPUT_DIR/OWNER/NAME.",
+)
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True, help="How the report is printed on stdout.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=DEFAULT_JOBS, show_default=True, help="Repos read at the same time.")
+def evaluate_command(path, selection, before, base_model, output_dir, output_format, jobs) -> None:
+    """Evaluate base model and adapter on the same data: of a run (RUN_DIR), or of adapters on the Hub
+    (EVAL.yaml, with --repo, --author or --roster).
+
+    EVAL.yaml holds the task, data and evaluation sections of a config: the held-out data, and for
+    causal-lm adapters the prompt. Each repo's adapter is evaluated at --revision, or at the last
+    commit at or before --before; its base model is the one its adapter_config.json names (else the
+    roster's base_model column, else --base-model), loaded and evaluated once for all the adapters
+    on it. Each repo gets a run directory (OUTPUT_DIR/OWNER/NAME) that render-card and publish take;
+    the report has one row per repo, on stdout.
+
+    \b
+    Exit codes: 0 every repo evaluated, 1 some adapters are byte-identical,
+    2 bad options, roster or EVAL.yaml, 3 some repo could not be evaluated.
 
     \b
     Example:
       hubcard evaluate runs/my-run
+      hubcard evaluate --roster students.csv hw3-test.yaml --before 2025-03-01 --format csv > hw3.csv
+      hubcard evaluate --repo alice/hw3 --repo bob/hw3 hw3-test.yaml --revision submitted
     """
-    from hubcard import evaluation
+    if not (selection.repo_ids or selection.authors or selection.roster):
+        given = [name for name, value in (("--filter", selection.filter), ("--revision", selection.revision), ("--before", before), ("--base-model", base_model)) if value]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} go with --repo, --author or --roster (and an EVAL.yaml)")
+        from hubcard import evaluation
 
-    record = evaluation.evaluate_run(run_dir)
-    click.echo(evaluation.headline(record))
+        record = evaluation.evaluate_run(path)
+        click.echo(evaluation.headline(record))
+        return
+    from huggingface_hub import HfApi
+
+    from hubcard import repo_evaluation, repos
+    from hubcard.config import load_eval_config
+
+    eval_config = load_eval_config(path)
+    targets = repos.select(selection, HfApi())
+    action, rows = repo_evaluation.evaluate_repos(
+        targets, eval_config, revision=selection.revision, before=before, base_model=base_model, output_dir=output_dir, jobs=jobs
+    )
+    click.echo(repos.report(action, rows, output_format), nl=False)
+    if output_format != "table":
+        click.echo(repos.summary(rows), err=True)
+    sys.exit(repos.exit_code(rows))
 
 
 @cli.command("render-card", context_settings=CONTEXT_SETTINGS)
