@@ -157,6 +157,38 @@ def test_the_table_shows_the_commit_and_the_scores_and_a_rerun_replaces_the_run_
     assert RunDir(output / ALICE).read() == again  # the evaluation that worked is kept
 
 
+@pytest.fixture(scope="module")
+def causal(tmp_path_factory) -> tuple[Path, RunDir]:
+    """A tiny llama and its causal-lm adapter (2 steps), evaluated by `hubcard evaluate RUN_DIR`."""
+    llama = tiny_model("llama", tmp_path_factory.mktemp("tiny-llama"))
+    folder = tmp_path_factory.mktemp("causal")
+    raw = config_dict(llama, "causal-lm", folder / "run", model={"hub_id": "course/tiny-llama"}, training={"max_steps": 2})
+    run = training.train(make_config(raw, folder))
+    evaluation.evaluate_run(run.path)
+    return llama, run
+
+
+def test_each_base_model_is_loaded_once_and_the_task_follows_each_adapter(course, adapters, causal, hub, tmp_path):
+    llama, run = causal
+    hub.create_repo("course/tiny-llama")
+    hub.commit_files("course/tiny-llama", {path.name: path.read_bytes() for path in llama.iterdir() if path.is_file()})
+    hub.create_repo("dan/hw3-chat")
+    hub.commit_files("dan/hw3-chat", files_of(run, student_card("dan")))
+    prompt = {"prompt_template": run.read().task.prompt_template, "prediction": "score"}  # the training's prompt
+    path = eval_file(tmp_path, {**EVAL_FILE, "task": prompt})
+    code, stdout, _ = evaluate("--repo", "dan/hw3-chat", "--repo", BOB, str(path), "--format", "json", "--output-dir", str(tmp_path / "out"))
+    rows = {row["repo_id"]: row for row in json.loads(stdout)}
+    assert code == 0, stdout
+    assert rows["dan/hw3-chat"]["task_type"] == "causal-lm" and rows[BOB]["task_type"] == "sequence-classification"
+    for row in rows.values():  # two base models: each loaded and evaluated once, for its one adapter
+        assert (row["base_model_loads"], row["base_model_evaluations"], row["adapters_evaluated"]) == (1, 1, 1)
+    evaluated = RunDir(tmp_path / "out" / "dan/hw3-chat").read()
+    assert evaluated.task.prompt_template == prompt["prompt_template"] and evaluated.model.hub_id == "course/tiny-llama"
+    assert evaluated.evaluation.comparison == run.read().evaluation.comparison
+    assert evaluated.evaluation.examples == run.read().evaluation.examples  # the models' own answers too
+    assert RunDir(tmp_path / "out" / BOB).read().task.prompt_template is None  # a classifier takes no prompt
+
+
 def test_a_base_model_that_cannot_be_known_is_reported_not_guessed(hub, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TOKEN", hub.add_user("ta"))
     adapter_config = {"base_model_name_or_path": "/content/drive/MyDrive/tiny-bert", "peft_type": "LORA", "task_type": "SEQ_CLS", "r": 4}
