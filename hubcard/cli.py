@@ -162,8 +162,10 @@ def _hub_model_id(ctx: click.Context, param: click.Parameter, value: str | None)
     help="Where the run directories go: OUTPUT_DIR/OWNER/NAME.",
 )
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True, help="How the report is printed on stdout.")
+@click.option("--pr", is_flag=True, help="Propose the results in each repo's card: hubcard's pull request (a re-run updates it).")
+@click.option("--push", is_flag=True, help="Commit the results to each repo's card on its default branch.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=DEFAULT_JOBS, show_default=True, help="Repos read at the same time.")
-def evaluate_command(path, selection, before, base_model, output_dir, output_format, jobs) -> None:
+def evaluate_command(path, selection, before, base_model, output_dir, output_format, pr, push, jobs) -> None:
     """Evaluate base model and adapter on the same data: of a run (RUN_DIR), or of adapters on the Hub
     (EVAL.yaml, with --repo, --author or --roster).
 
@@ -172,7 +174,8 @@ def evaluate_command(path, selection, before, base_model, output_dir, output_for
     commit at or before --before; its base model is the one its adapter_config.json names (else the
     roster's base_model column, else --base-model), loaded and evaluated once for all the adapters
     on it. Each repo gets a run directory (OUTPUT_DIR/OWNER/NAME) that render-card and publish take;
-    the report has one row per repo, on stdout.
+    the report has one row per repo, on stdout. With --pr or --push, a results section and (for a
+    Hub data set) model-index entries go into each repo's card; the rest of the card is kept.
 
     \b
     Exit codes: 0 every repo evaluated, 1 some adapters are byte-identical,
@@ -182,10 +185,13 @@ def evaluate_command(path, selection, before, base_model, output_dir, output_for
     Example:
       hubcard evaluate runs/my-run
       hubcard evaluate --roster students.csv hw3-test.yaml --before 2025-03-01 --format csv > hw3.csv
-      hubcard evaluate --repo alice/hw3 --repo bob/hw3 hw3-test.yaml --revision submitted
+      hubcard evaluate --repo alice/hw3 --repo bob/hw3 hw3-test.yaml --revision submitted --pr
     """
+    if pr and push:
+        raise click.UsageError("give --pr or --push, not both")
     if not (selection.repo_ids or selection.authors or selection.roster):
-        given = [name for name, value in (("--filter", selection.filter), ("--revision", selection.revision), ("--before", before), ("--base-model", base_model)) if value]
+        options = {"--filter": selection.filter, "--revision": selection.revision, "--before": before, "--base-model": base_model, "--pr": pr, "--push": push}
+        given = [name for name, value in options.items() if value]
         if given:
             raise click.UsageError(f"{', '.join(given)} go with --repo, --author or --roster (and an EVAL.yaml)")
         from hubcard import evaluation
@@ -201,7 +207,14 @@ def evaluate_command(path, selection, before, base_model, output_dir, output_for
     eval_config = load_eval_config(path)
     targets = repos.select(selection, HfApi())
     action, rows = repo_evaluation.evaluate_repos(
-        targets, eval_config, revision=selection.revision, before=before, base_model=base_model, output_dir=output_dir, jobs=jobs
+        targets,
+        eval_config,
+        revision=selection.revision,
+        before=before,
+        base_model=base_model,
+        output_dir=output_dir,
+        send="pr" if pr else "push" if push else None,
+        jobs=jobs,
     )
     click.echo(repos.report(action, rows, output_format), nl=False)
     if output_format != "table":

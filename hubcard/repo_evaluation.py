@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from hubcard.config import PEFT_TASK_TO_TASK, EvalConfig, portable_path
 from hubcard.errors import ConfigError, HubcardError, RunDirError
@@ -57,7 +57,10 @@ DEFAULT_OUTPUT_DIR = Path("evaluations")
 FIELDS = (
     "commit", "base_model", "base_model_from", "task_type", "metric", "base", "adapter", "difference", "interval",
     "scores", "adapter_sha256", "duplicate_of", "base_model_loads", "base_model_evaluations", "adapters_evaluated", "run_dir",
+    "card",
 )  # fmt: skip
+Mode = Literal["pr", "push"]
+"""How the results go to a repo's card: hubcard's pull request, or a commit to the default branch."""
 
 
 def parse_moment(text: str) -> datetime:
@@ -129,6 +132,7 @@ class Evaluation:
         before: datetime | None = None,
         base_model: str | None = None,
         output_dir: Path = DEFAULT_OUTPUT_DIR,
+        send: Mode | None = None,
         api: HfApi | None = None,
     ):
         from huggingface_hub import HfApi
@@ -139,6 +143,7 @@ class Evaluation:
         self.before = before
         self.base_model = base_model
         self.output_dir = output_dir
+        self.send = send
         self.api = api or HfApi()
         self.texts = list(data.eval["text"])
         self.groups: list[Group] = []
@@ -339,6 +344,25 @@ class Evaluation:
             run_dir=run_dir or self.output_dir / fetched.repo_id,
         )
 
+    # --- sending the results ----------------------------------------------------------------------------
+
+    def send_results(self, row: Row) -> Row:
+        """The results of an evaluated row merged into its repo's card and sent as `self.send` says
+        (hubcard.results_card); a row whose results could not be sent becomes an error, saying why."""
+        from hubcard.hub import HUB_ERRORS, with_retries
+        from hubcard.repos import describe
+        from hubcard.results_card import send_results
+
+        if row.status == "error" or self.send is None:
+            return row
+        repo_id = row.target.repo_id
+        record = RunDir(row.fields["run_dir"]).read()
+        try:
+            sent = with_retries(lambda: send_results(self.api, repo_id, record, self.send), what=f"sending the results to {repo_id}", safe_to_repeat=self.send == "pr")
+        except HUB_ERRORS as error:
+            return dataclasses.replace(row, status="error", error=f"evaluated, but the results were not sent: {describe(error)}")
+        return dataclasses.replace(row, fields={**row.fields, "card": {"done": sent.done, "url": sent.url, "kept": sent.kept}})
+
     # --- the report -----------------------------------------------------------------------------------
 
     def columns(self) -> list[Column]:
@@ -350,6 +374,7 @@ class Evaluation:
             Column("diff", 6, lambda row: f"{row.fields['difference']:+.3f}"),
             Column(level, 16, lambda row: "[{:+.3f}, {:+.3f}]".format(*row.fields["interval"])),
             Column("dup", 3, lambda row: str(len(row.fields["duplicate_of"])) if row.fields["duplicate_of"] else ""),
+            *([Column("card", 18, lambda row: (row.fields.get("card") or {}).get("done", ""))] if self.send else []),
         ]
 
     def flat(self, row: Row) -> dict[str, str]:
@@ -365,7 +390,9 @@ class Evaluation:
             cells |= {f"{metric}_base": _number(score["base"]), f"{metric}_adapter": _number(score["adapter"])}
             cells |= {f"{metric}_difference": _number(score["difference"]), f"{metric}_low": _number(low), f"{metric}_high": _number(high)}
         keys = ("adapter_sha256", "duplicate_of", "base_model_loads", "base_model_evaluations", "adapters_evaluated", "run_dir")
-        return cells | {key: _cell(fields.get(key)) for key in keys}
+        card = fields.get("card") or {}
+        sent = {"card": card.get("done", ""), "card_url": card.get("url") or "", "card_kept": _cell(card.get("kept"))} if self.send else {}
+        return cells | {key: _cell(fields.get(key)) for key in keys} | sent
 
     def legend(self) -> list[str]:
         metric = self.eval_config.evaluation.metrics[0]
@@ -395,22 +422,29 @@ def evaluate_repos(
     before: datetime | None = None,
     base_model: str | None = None,
     output_dir: Path = DEFAULT_OUTPUT_DIR,
+    send: Mode | None = None,
     jobs: int,
 ) -> tuple[Evaluation, list[Row]]:
     """Evaluate the adapter of every target (see the module's docstring): the action and one row per target.
 
-    Checked before any repo is read: the roster's base_model column (SelectionError), the evaluation
-    data (loaded once, DataError). `revision`/`before`: which commit of each repo; `base_model`: the
-    base model's Hub id for the adapters whose adapter_config.json names none.
+    Checked before any repo is read: a token, when the results are sent (`send`: `pr` proposes them in
+    hubcard's pull request, `push` commits them, hubcard.results_card); the roster's base_model column
+    (SelectionError); the evaluation data (loaded once, DataError). `revision`/`before`: which commit of
+    each repo; `base_model`: the base model's Hub id for the adapters whose adapter_config.json names none.
     """
+    from huggingface_hub import HfApi
+
     from hubcard.data import load_data
+    from hubcard.hub import require_token
     from hubcard.training import DEFAULT_SEED
 
+    token = require_token("sending the results to the repos' cards") if send else None
     _check_roster(targets)
     data = load_data(eval_config.data, seed=DEFAULT_SEED, with_train=False)
-    action = Evaluation(eval_config, data, revision=revision, before=before, base_model=base_model, output_dir=output_dir)
-    rows = action.evaluate(run(action, targets, jobs=jobs))
-    return action, mark_duplicates(rows, status_of)
+    action = Evaluation(eval_config, data, revision=revision, before=before, base_model=base_model, output_dir=output_dir, send=send)
+    action.api = HfApi(token=token) if token else action.api
+    rows = mark_duplicates(action.evaluate(run(action, targets, jobs=jobs)), status_of)
+    return action, [action.send_results(row) for row in rows] if send else rows
 
 
 def status_of(fields: Mapping[str, Any]) -> Status:

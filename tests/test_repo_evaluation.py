@@ -65,8 +65,19 @@ def files_of(run: RunDir, readme: str) -> dict[str, bytes]:
     return {"README.md": readme.encode(), **{name: (run.adapter / name).read_bytes() for name in names}}
 
 
+STUDENT_INDEX = """model-index:
+- name: hw3-reviews
+  results:
+  - task: {type: text-classification}
+    dataset: {name: SST-2, type: stanfordnlp/sst2}
+    metrics:
+    - {type: accuracy, value: 0.91}
+"""
+"""The student's own result in the card's model-index, which the staff's must not replace."""
+
+
 def student_card(name: str) -> str:
-    return f"---\nlicense: mit\n---\n\n# {name}'s homework 3\n\n{STUDENT_TEXT}"
+    return f"---\nlicense: mit\n{STUDENT_INDEX}---\n\n# {name}'s homework 3\n\n{STUDENT_TEXT}"
 
 
 @pytest.fixture
@@ -241,3 +252,43 @@ def test_bad_input_is_refused_before_any_repo_is_read(hub, tmp_path):
 )
 def test_deadlines_are_iso_8601_dates_or_times_with_an_offset(text, expected):
     assert parse_moment(text) == expected
+
+
+def test_the_results_go_into_each_card_through_one_pull_request(course, hub, tmp_path):
+    from huggingface_hub import HfApi
+
+    from hubcard.frontmatter import front_matter_data, split_front_matter
+
+    staff_set = {**EVAL_FILE, "data": {**EVAL_DATA, "hub_id": "course/reviews-test"}}
+    arguments = ("--repo", ALICE, "--repo", BOB, "--before", DEADLINE, "--output-dir", str(tmp_path / "out"), "--format", "json", "--pr")
+    code, stdout, stderr = evaluate(*arguments, str(eval_file(tmp_path, staff_set)))
+    rows = {row["repo_id"]: row for row in json.loads(stdout)}
+    assert code == 1, stderr  # alice's and bob's adapters are the same
+    assert [rows[repo_id]["card"]["done"] for repo_id in (ALICE, BOB)] == ["PR #1 opened", "PR #1 opened"]
+    main_before = hub.files(ALICE)["README.md"]
+    proposed = hub.files(ALICE, "refs/pr/1")["README.md"].decode()
+    assert hub.files(ALICE)["README.md"] == main_before  # nothing on main
+    # The student's text, her later edit on main and her own model-index entry are kept; the results added.
+    assert STUDENT_TEXT in proposed and "A late change." in proposed and proposed.count("## Evaluation on held-out data") == 1
+    assert f"[`{course[ALICE][:8]}`](https://huggingface.co/{ALICE}/tree/{course[ALICE]})" in proposed
+    metadata = front_matter_data(split_front_matter(proposed)[0])
+    assert metadata["license"] == "mit"
+    results = metadata["model-index"][0]["results"]
+    assert results[0]["dataset"]["type"] == "stanfordnlp/sst2" and results[0]["metrics"] == [{"type": "accuracy", "value": 0.91}]
+    ours = {result["metrics"][0]["type"]: result["metrics"][0]["value"] for result in results[1:]}
+    assert all(result["dataset"]["type"] == "course/reviews-test" for result in results[1:])
+    assert ours["accuracy"] == round(rows[ALICE]["adapter"], 4)
+    # The same command again: hubcard's pull request holds these results already.
+    code, stdout, _ = evaluate(*arguments, str(eval_file(tmp_path, staff_set)))
+    assert [row["card"]["done"] for row in json.loads(stdout)] == ["PR #1 up to date", "PR #1 up to date"]
+    assert len(hub.repo(ALICE).discussions) == 1 and len(hub.repo(BOB).discussions) == 1
+    # Merged, then evaluated again with other settings: a new pull request replaces hubcard's results (section
+    # and model-index entries) and keeps the student's.
+    HfApi(token=hub.add_user("alice")).merge_pull_request(ALICE, 1)
+    code, stdout, _ = evaluate(*arguments, str(eval_file(tmp_path, {**staff_set, "evaluation": {"batch_size": 8, "bootstrap_samples": 100}})))
+    rows = {row["repo_id"]: row for row in json.loads(stdout)}
+    assert rows[ALICE]["card"]["done"] == "PR #2 opened" and rows[BOB]["card"]["done"] == "PR #1 updated"
+    again = hub.files(ALICE, "refs/pr/2")["README.md"].decode()
+    assert again.count("## Evaluation on held-out data") == 1 and "100 resamples" in again and STUDENT_TEXT in again
+    results = front_matter_data(split_front_matter(again)[0])["model-index"][0]["results"]
+    assert [result["dataset"]["type"] for result in results] == ["stanfordnlp/sst2", "course/reviews-test", "course/reviews-test"]
