@@ -163,7 +163,11 @@ def _hub_model_id(ctx: click.Context, param: click.Parameter, value: str | None)
 )
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True, help="How the report is printed on stdout.")
 @click.option("--pr", is_flag=True, help="Propose the results in each repo's card: hubcard's pull request (a re-run updates it).")
-@click.option("--push", is_flag=True, help="Commit the results to each repo's card on its default branch.")
+@click.option(
+    "--push",
+    is_flag=True,
+    help="Commit the results to each repo's card on its default branch (with --before or a fixed --revision: the commit made becomes the head).",
+)
 @click.option("--jobs", type=click.IntRange(1, 64), default=DEFAULT_JOBS, show_default=True, help="Repos read at the same time.")
 def evaluate_command(path, selection, before, base_model, output_dir, output_format, pr, push, jobs) -> None:
     """Evaluate base model and adapter on the same data: of a run (RUN_DIR), or of adapters on the Hub

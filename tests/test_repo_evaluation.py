@@ -275,9 +275,9 @@ def test_the_results_go_into_each_card_through_one_pull_request(course, hub, tmp
     assert metadata["license"] == "mit"
     results = metadata["model-index"][0]["results"]
     assert results[0]["dataset"]["type"] == "stanfordnlp/sst2" and results[0]["metrics"] == [{"type": "accuracy", "value": 0.91}]
-    ours = {result["metrics"][0]["type"]: result["metrics"][0]["value"] for result in results[1:]}
-    assert all(result["dataset"]["type"] == "course/reviews-test" for result in results[1:])
-    assert ours["accuracy"] == round(rows[ALICE]["adapter"], 4)
+    assert [result["dataset"]["type"] for result in results] == ["stanfordnlp/sst2", "course/reviews-test"]
+    ours = {metric["type"]: metric["value"] for metric in results[1]["metrics"]}
+    assert ours == {name: round(score["adapter"], 4) for name, score in rows[ALICE]["scores"].items()}
     # The same command again: hubcard's pull request holds these results already.
     code, stdout, _ = evaluate(*arguments, str(eval_file(tmp_path, staff_set)))
     assert [row["card"]["done"] for row in json.loads(stdout)] == ["PR #1 up to date", "PR #1 up to date"]
@@ -291,4 +291,28 @@ def test_the_results_go_into_each_card_through_one_pull_request(course, hub, tmp
     again = hub.files(ALICE, "refs/pr/2")["README.md"].decode()
     assert again.count("## Evaluation on held-out data") == 1 and "100 resamples" in again and STUDENT_TEXT in again
     results = front_matter_data(split_front_matter(again)[0])["model-index"][0]["results"]
-    assert [result["dataset"]["type"] for result in results] == ["stanfordnlp/sst2", "course/reviews-test", "course/reviews-test"]
+    assert [result["dataset"]["type"] for result in results] == ["stanfordnlp/sst2", "course/reviews-test"]
+    assert [metric["type"] for metric in results[1]["metrics"]] == ["accuracy", "f1"]
+    # A results section the student has edited since is kept as it is, and the row says so.
+    HfApi(token=hub.add_user("bob")).merge_pull_request(BOB, 1)
+    edited = hub.files(BOB)["README.md"].decode().replace("## Evaluation on held-out data\n", "## Evaluation on held-out data\n\nI think the test set is unfair.\n")
+    hub.commit_files(BOB, {"README.md": edited.encode()}, title="My comment")
+    code, stdout, _ = evaluate(*arguments, str(eval_file(tmp_path, staff_set)))
+    row = {row["repo_id"]: row for row in json.loads(stdout)}[BOB]
+    assert row["card"]["done"] == "nothing to change" and hub.files(BOB)["README.md"].decode() == edited
+    assert row["card"]["kept"] == ["'evaluation on held-out data': written on the Hub, kept (in place of hubcard's)"]
+
+
+def test_push_commits_the_results_where_the_token_may_write(course, hub, monkeypatch, tmp_path):
+    arguments = ("--repo", BOB, str(eval_file(tmp_path)), "--before", DEADLINE, "--output-dir", str(tmp_path / "out"), "--format", "json", "--push")
+    code, stdout, _ = evaluate(*arguments)  # the staff's token may not write to bob's repo
+    row = json.loads(stdout)[0]
+    assert code == 3 and row["status"] == "error" and row["error"].startswith("evaluated, but the results were not sent: ")
+    assert "403" in row["error"] and row["adapter"] > row["base"]  # the scores are there all the same
+    monkeypatch.setenv("HF_TOKEN", hub.add_user("bob"))
+    code, stdout, _ = evaluate(*arguments)
+    assert code == 0 and json.loads(stdout)[0]["card"]["done"].startswith("pushed ")
+    card_text = hub.files(BOB)["README.md"].decode()
+    assert STUDENT_TEXT in card_text and "## Evaluation on held-out data" in card_text and "model-index" in card_text  # hers, no entry of ours: local files
+    assert json.loads(evaluate(*arguments)[1])[0]["card"]["done"] == "nothing to change"
+    assert not hub.repo(BOB).discussions
