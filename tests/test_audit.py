@@ -151,10 +151,12 @@ def test_table_and_csv_with_a_roster_and_a_filter(course, tmp_path):
     assert code == 3
     lines = stdout.splitlines()
     assert lines[0].split() == ["repo", "name", "section", "status", "wr", "gen", "ph", "meta", "peft", "dup", "prs", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9"]
-    assert [line.split()[0] for line in lines[1:6]] == [course.NO_README, course.BROKEN, course.PRIVATE, course.COPY_A, course.COPY_B]
+    assert [line.split()[0] for line in lines[1:7]] == [course.NO_README, course.BROKEN, course.PRIVATE, "not", course.COPY_A, course.COPY_B]
     assert all(len(line) <= 100 for line in lines)
-    assert lines[3].split()[:5] == [course.PRIVATE, "Student", "F", "B", "error"] and "not found on the Hub" in lines[3]
-    assert lines[4].split()[4:] == ["problems", "2", "30", "0", "0", "lora", "1", "0", "✗", "✗", "✓", "✓", "✓", "✓", "✓", "✓", "✓"]
+    # An error is printed whole, on the line under its row.
+    assert lines[3].split() == [course.PRIVATE, "Student", "F", "B", "error"]
+    assert lines[4] == "    not found on the Hub, or private and this token cannot read it"
+    assert lines[5].split()[4:] == ["problems", "2", "30", "0", "0", "lora", "1", "0", "✗", "✗", "✓", "✓", "✓", "✓", "✓", "✓", "✓"]
     assert "5 repositories: 0 ok, 4 with problems, 1 could not be checked." in lines
     assert "R1 section: Uses - written by a person, at least 20 words" in lines
     assert stderr == ""
@@ -268,3 +270,21 @@ def test_a_long_list_gets_a_progress_bar_on_stderr_and_the_report_alone_on_stdou
     code, stdout, stderr = audit("--author", "cs101", "--format", "json")
     assert code == 0 and [row["repo_id"] for row in json.loads(stdout)] == [f"cs101/hw1-{number:02d}" for number in range(12)]
     assert stderr.startswith("Auditing 12 repositories") and stderr.endswith("12 repositories: 12 ok, 0 with problems, 0 could not be checked.\n")
+
+
+def test_the_table_never_cuts_a_repo_id_a_roster_column_or_an_error(hub, monkeypatch, tmp_path):
+    """Course repos have long names; the table is pasted into a gradebook, where a cut id matches nothing."""
+    monkeypatch.setenv("HF_TOKEN", hub.add_user("ta"))
+    long_id = "machine-learning-course-2026/homework-3-sentiment-lora-adapter-student-0042"
+    hub.create_repo(long_id)
+    hub.commit_files(long_id, {"README.md": GOOD_CARD.encode(), **adapter(LORA, 1)})
+    missing = "machine-learning-course-2026/homework-3-sentiment-lora-adapter-student-0043"
+    roster = tmp_path / "students.csv"
+    name = "Maria Fernanda Rodríguez de la Cruz"
+    roster.write_text(f"repo_id,name\n{long_id},{name}\n{missing},Bo\n", encoding="utf-8")
+    code, stdout, _ = audit("--roster", str(roster))
+    lines = stdout.splitlines()
+    assert code == 3
+    assert lines[1].startswith(f"{long_id} {name} ok ")
+    assert lines[2].split() == [missing, "Bo", "error"]
+    assert lines[3].strip() == "not found on the Hub, or private and this token cannot read it"
