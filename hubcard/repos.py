@@ -30,6 +30,7 @@ import logging
 import re
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -196,11 +197,14 @@ def select(selection: Selection, api: HfApi, *, local_files: bool = False) -> li
     targets = [_target(value, local_files) for value in selection.repo_ids]
     if selection.roster is not None:
         targets += read_roster(selection.roster)
+    if selection.authors and not _has_token(api):
+        logger.warning("no Hub token (HF_TOKEN or `hf auth login`): --author lists public repos only, private ones are left out")
     for author in selection.authors:
         listed = _list_models(api, author)
         if not listed:
             logger.warning("the Hub lists no model repo of %s that this token can see", author)
         targets += [Target(repo_id) for repo_id in listed]
+    found = len({target.repo_id for target in targets})
     if selection.filter:
         needle = selection.filter.lower()
         targets = [t for t in targets if t.path is not None or needle in t.repo_id.split("/", 1)[-1].lower()]
@@ -209,9 +213,18 @@ def select(selection: Selection, api: HfApi, *, local_files: bool = False) -> li
         if target.repo_id not in unique or (target.roster and not unique[target.repo_id].roster):
             unique[target.repo_id] = target
     if not unique:
-        asked = "--filter " + repr(selection.filter) if selection.filter else "the options"
-        raise SelectionError(f"no repository selected: give REPO_IDs, --author or --roster ({asked} left none)")
+        if found:
+            raise SelectionError(f"no repository selected: --filter {selection.filter!r} is in the name of none of the {found} repos found")
+        if selection.authors or selection.roster is not None:
+            raise SelectionError("no repository selected: the roster and the --author listings hold no repo")
+        raise SelectionError("no repository selected: give REPO_IDs (or --repo), --author NAME or --roster FILE")
     return list(unique.values())
+
+
+def _has_token(api: HfApi) -> bool:
+    from huggingface_hub import get_token
+
+    return bool(api.token or get_token())
 
 
 def read_roster(path: Path) -> list[Target]:
@@ -219,10 +232,15 @@ def read_roster(path: Path) -> list[Target]:
     column is kept for the report. SelectionError listing every bad line (1-based)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise SelectionError(
+            f"cannot read the roster {path}: byte {error.start + 1} is not UTF-8; save it as UTF-8 (in Excel: CSV UTF-8)"
+        ) from None
+    except OSError as error:
         raise SelectionError(f"cannot read the roster {path}: {error}") from None
     reader = csv.DictReader(io.StringIO(text))
     columns = [name.strip() for name in reader.fieldnames or []]
+    columns = [ROSTER_COLUMN if name.lower() == ROSTER_COLUMN else name for name in columns]  # Repo_ID, REPO_ID
     if ROSTER_COLUMN not in columns:
         found = ", ".join(columns) or "none"
         raise SelectionError(f"{path}: the roster needs a {ROSTER_COLUMN} column (found: {found}), one owner/name per line")
@@ -231,7 +249,10 @@ def read_roster(path: Path) -> list[Target]:
     for row in reader:
         line = reader.line_num
         repo_id = (row.get(ROSTER_COLUMN) or "").strip()
-        if not repo_id:
+        if None in row:  # csv's restkey: more fields than the header names
+            fields = len(columns) + len(row[None])
+            problems.append(f"line {line}: {fields} fields, the header names {len(columns)} (a comma in a value? put the value in double quotes)")
+        elif not repo_id:
             problems.append(f"line {line}: {ROSTER_COLUMN} is empty")
         elif not REPO_ID.match(repo_id):
             problems.append(f"line {line}: {repo_id!r} is not a Hub repo id (owner/name)")
@@ -325,17 +346,46 @@ def _first_line(error: BaseException) -> str:
 
 def run(action: Action, targets: Sequence[Target], *, jobs: int = DEFAULT_JOBS) -> list[Row]:
     """`action.check` on every target, `jobs` at a time, each retried as hubcard.hub.with_retries does;
-    the rows in the targets' order. A target that cannot be checked is an `error` row with the reason."""
+    the rows in the targets' order. A target that cannot be checked is an `error` row with the reason.
+    Once UNREACHABLE_IN_A_ROW targets in a row could not reach the Hub at all, the targets not started
+    yet are not tried (their rows say so): a Hub that is down fails the command in seconds, not after
+    every repo's retries."""
     from hubcard.hub import patient_client
 
     rows: list[Row | None] = [None] * len(targets)
+    hub_down = _HubDown()
     with patient_client(), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(_check, action, target): index for index, target in enumerate(targets)}
+        futures = {pool.submit(_check, action, target, hub_down): index for index, target in enumerate(targets)}
         with _progress(action.label, len(targets)) as bar:
             for future in as_completed(futures):
                 rows[futures[future]] = future.result()
                 bar.update(1)
     return [row for row in rows if row is not None]
+
+
+UNREACHABLE_IN_A_ROW = 3
+
+
+class _HubDown:
+    """Counts the targets in a row whose check could not reach the Hub (connection refused, DNS,
+    timeouts), shared by the threads of one `run`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_a_row = 0
+        self.reason: str | None = None
+        """Set once UNREACHABLE_IN_A_ROW targets in a row could not reach the Hub."""
+
+    def record(self, error: BaseException | None) -> None:
+        import httpx2
+
+        with self._lock:
+            if isinstance(error, httpx2.TransportError):
+                self._in_a_row += 1
+                if self._in_a_row >= UNREACHABLE_IN_A_ROW and self.reason is None:
+                    self.reason = f"not tried: {self._in_a_row} repos in a row could not reach the Hub ({describe(error)})"
+            else:
+                self._in_a_row = 0
 
 
 def mark_duplicates(rows: Sequence[Row], status_of: Callable[[Mapping[str, Any]], Status]) -> list[Row]:
@@ -362,15 +412,19 @@ def exit_code(rows: Iterable[Row]) -> int:
     return EXIT_UNCHECKED if "error" in statuses else EXIT_PROBLEMS if "problems" in statuses else EXIT_OK
 
 
-def _check(action: Action, target: Target) -> Row:
+def _check(action: Action, target: Target, hub_down: _HubDown) -> Row:
     import httpx2
 
     from hubcard.hub import with_retries
 
+    if hub_down.reason is not None:
+        return Row(target, "error", hub_down.reason, {})
     try:
         status, fields = with_retries(lambda: action.check(target), what=f"reading {target.repo_id}")
     except (Unchecked, httpx2.HTTPError) as error:
+        hub_down.record(error)
         return Row(target, "error", describe(error), {})
+    hub_down.record(None)
     return Row(target, status, None, fields)
 
 

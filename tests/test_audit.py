@@ -207,9 +207,18 @@ def test_an_invalid_rubric_or_roster_is_a_usage_error(course, tmp_path):
     assert code == 2
     assert "line 3: repo_id is empty" in stderr and "line 4: 'cat' is not a Hub repo id (owner/name)" in stderr
     assert "line 5: amy/hw3-lora is listed again (first on line 2)" in stderr
+    roster.write_text("Name,Repo_ID\nAmy,amy/hw3-lora\nRodriguez, Ben,ben/hw3-dora\n", encoding="utf-8")
+    code, _, stderr = audit("--roster", str(roster))
+    assert code == 2 and "line 3: 3 fields, the header names 2 (a comma in a value? put the value in double quotes)" in stderr
+    roster.write_bytes("name,repo_id\nJosé,amy/hw3-lora\n".encode("cp1252"))
+    code, _, stderr = audit("--roster", str(roster))
+    assert code == 2 and "is not UTF-8; save it as UTF-8 (in Excel: CSV UTF-8)" in stderr
     code, _, stderr = audit("--author", "nobody")
-    assert code == 2 and "no repository selected" in stderr
-    assert audit()[0] == 2
+    assert code == 2 and "no repository selected: the roster and the --author listings hold no repo" in stderr
+    code, _, stderr = audit("--author", "amy", "--filter", "hw9")
+    assert code == 2 and "no repository selected: --filter 'hw9' is in the name of none of the 1 repos found" in stderr
+    code, _, stderr = audit()
+    assert code == 2 and "give REPO_IDs (or --repo), --author NAME or --roster FILE" in stderr
 
 
 def test_a_student_audits_a_local_card_before_pushing(tmp_path, hub):
@@ -288,3 +297,25 @@ def test_the_table_never_cuts_a_repo_id_a_roster_column_or_an_error(hub, monkeyp
     assert lines[1].startswith(f"{long_id} {name} ok ")
     assert lines[2].split() == [missing, "Bo", "error"]
     assert lines[3].strip() == "not found on the Hub, or private and this token cannot read it"
+
+
+def test_without_a_token_an_author_listing_says_private_repos_are_left_out(course, monkeypatch, tmp_path, caplog):
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "no-token"))  # nor a login's
+    code, stdout, stderr = audit("--author", course.PRIVATE.split("/")[0], "--author", "eve", "--format", "json")
+    assert "no Hub token (HF_TOKEN or `hf auth login`): --author lists public repos only, private ones are left out" in caplog.text
+    assert [row["repo_id"] for row in json.loads(stdout)] == ["eve/hw3-sst2"]
+
+
+def test_a_hub_that_cannot_be_reached_fails_the_class_in_seconds(course, monkeypatch):
+    """Three repos in a row that cannot reach the Hub: the rest are not tried, each row says why."""
+    monkeypatch.setattr(hub_module, "RETRY_WAITS", (0.0, 0.0))
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", closed)
+    code, stdout, _ = audit(*course.repos, "--jobs", "1", "--format", "json")
+    errors = [row["error"] for row in json.loads(stdout)]
+    assert code == 3 and len(errors) == len(course.repos) > 3
+    assert all(error.startswith(f"cannot reach the Hub at {closed}") for error in errors[:3])
+    assert all(error.startswith("not tried: 3 repos in a row could not reach the Hub (cannot reach") for error in errors[3:])
