@@ -31,6 +31,7 @@ from huggingface_hub.repocard_data import EvalResult, ModelCardData
 from markupsafe import escape
 from pydantic import ValidationError
 
+from hubcard import plots
 from hubcard.config import CardSection, recorded_project, resolve_recorded_path
 from hubcard.errors import CardError
 from hubcard.lint import PLACEHOLDER, check_card, lint_card, scan_markdown
@@ -178,6 +179,7 @@ def render_run_card(run_dir: str | Path, template: str | Path | None = None, out
     """
     run = RunDir(run_dir)
     record = run.read()
+    plots.draw_missing(run, record)
     template = template or recorded_template(run, record)
     path = Path(output) if output else run.card
     write_text_atomic(path, render_card(record, template))

@@ -106,7 +106,8 @@ def choose_backend(names: tuple[str, ...]) -> Backend:
     except Exception as error:  # offline, Hub unreachable, module missing or broken
         what = f"evaluate.load({name!r})" if name else "import evaluate"
         reason = f"{what} failed ({type(error).__name__}: {(str(error).splitlines() or [''])[0]})"
-        logger.info("computing metrics with scikit-learn: %s", reason)
+        logger.info("Metrics: computed with scikit-learn, the same functions evaluate's metric modules call (those could not be loaded).")
+        logger.debug("scikit-learn metrics: %s", reason)
         return SklearnBackend(reason)
 
 
