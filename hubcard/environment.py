@@ -34,10 +34,22 @@ RECORDED_PACKAGES = (
 )
 
 
+SPIN_COUNT = 2000
+"""How many times an idle libgomp thread spins before it sleeps (libgomp's default: 300,000)."""
+
+
 def set_thread_defaults(environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
     """Set the OpenMP thread settings hubcard runs best with, where the user has not set them; what
     was set. Only before torch is imported (OpenMP reads them once, when torch loads it): the `hubcard`
     command calls it first thing, and importing hubcard.notebook before torch does too.
+
+    GOMP_SPINCOUNT (unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set): a thread of libgomp, the
+    OpenMP runtime of torch's Linux wheels, that runs out of work spins SPIN_COUNT times (tens of
+    microseconds) before it sleeps, instead of 300,000 (milliseconds). On an idle machine that still
+    catches the next of a training step's many short parallel regions; beside other busy processes a
+    waiting thread no longer holds the core they need while the thread that has work waits for one.
+    A passive policy (OMP_WAIT_POLICY=PASSIVE: no spinning) wins there too, but loses on an idle
+    machine (bench/README.md, `threads`). Other OpenMP runtimes ignore the variable.
 
     OMP_NUM_THREADS: the CPUs this process may use, where a container's CPU quota (cgroup `cpu.max`)
     or the CPU affinity allows fewer than the machine has: torch would start a thread for each CPU it
@@ -46,10 +58,11 @@ def set_thread_defaults(environ: MutableMapping[str, str] = os.environ) -> dict[
     if "torch" in sys.modules:
         return {}
     chosen: dict[str, str] = {}
+    if not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & set(environ):
+        chosen["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
     usable = usable_cpus()
-    if usable < (os.cpu_count() or usable):
+    if usable < (os.cpu_count() or usable) and "OMP_NUM_THREADS" not in environ:
         chosen["OMP_NUM_THREADS"] = str(usable)
-    chosen = {name: value for name, value in chosen.items() if name not in environ}
     environ.update(chosen)
     return chosen
 
@@ -159,7 +172,7 @@ def cpu_bf16_feature() -> str | None:
     """
     import torch
 
-    flags = set(_cpuinfo_field("flags", "Features").split())
+    flags = cpu_flags()
     feature = next((name for flag, name in CPU_BF16_FLAGS.items() if flag in flags), None)
     if feature is None or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return None
@@ -206,6 +219,11 @@ def hardware(precision: PrecisionChoice | None = None, num_processes: int = 1) -
 def cpu_model() -> str:
     """The CPU's marketing name ('AMD EPYC 7R13'), or the architecture when the OS does not say."""
     return _cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (x86 `flags`, Arm `Features`); empty where there are none."""
+    return set(_cpuinfo_field("flags", "Features").split())
 
 
 def _cpuinfo_field(*names: str) -> str:

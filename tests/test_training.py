@@ -366,6 +366,30 @@ def test_bf16_is_native_only_where_the_cpu_flags_and_torchs_kernels_agree():
     assert lowered.stdout.strip() == "None"
 
 
+def test_thread_settings_are_set_before_torch_loads_and_never_over_the_users():
+    code = """
+import json, os, sys
+sys.argv = ["hubcard", "--version"]
+from hubcard import environment
+from hubcard.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+chosen = {name: os.environ.get(name) for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+mine = environment.set_thread_defaults({"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "1"})
+import torch
+print(json.dumps([chosen, mine, environment.set_thread_defaults({})]))
+"""
+    environ = {name: value for name, value in os.environ.items() if name not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, check=True)
+    by_the_command, beside_the_users, after_torch = json.loads(result.stdout.splitlines()[-1])
+    assert by_the_command == {"GOMP_SPINCOUNT": str(environment.SPIN_COUNT), "OMP_WAIT_POLICY": None}
+    assert "OMP_WAIT_POLICY" not in beside_the_users and "GOMP_SPINCOUNT" not in beside_the_users
+    assert "OMP_NUM_THREADS" not in beside_the_users
+    assert after_torch == {}  # too late: OpenMP has read its settings
+
+
 def test_causal_lm_loss_at_the_answer_positions_equals_the_whole_computation(llama, tmp_path):
     """The loss and the LoRA gradients, with and without a count of labelled tokens across accumulated
     batches, equal what the model computes over every position; only the answers' positions are projected."""
