@@ -1,4 +1,4 @@
-"""Benchmark 5, threads: the OpenMP settings the `hubcard` command chooses, against torch's defaults,
+"""Benchmark 6, threads: the OpenMP settings the `hubcard` command chooses, against torch's defaults,
 on the machine alone and beside another busy process (a CI runner, a laptop's other work).
 
 torch's CPU threads wait for work by spinning (libgomp's default: 300,000 spins). Beside another busy

@@ -388,6 +388,9 @@ print(json.dumps([chosen, mine, environment.set_thread_defaults({})]))
     assert "OMP_WAIT_POLICY" not in beside_the_users and "GOMP_SPINCOUNT" not in beside_the_users
     assert "OMP_NUM_THREADS" not in beside_the_users
     assert after_torch == {}  # too late: OpenMP has read its settings
+    notebook = "import os, hubcard.notebook; print(os.environ.get('GOMP_SPINCOUNT'))"
+    imported = subprocess.run([sys.executable, "-c", notebook], capture_output=True, text=True, env=environ, check=True)
+    assert imported.stdout.strip() == str(environment.SPIN_COUNT)  # a notebook that imports hubcard before torch
 
 
 def test_causal_lm_loss_at_the_answer_positions_equals_the_whole_computation(llama, tmp_path):
