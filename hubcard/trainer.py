@@ -5,6 +5,8 @@
   cross-entropy of each. `HubcardTrainer` asks the model for the logits of the positions that predict
   a labelled token only (the model's own `logits_to_keep`) and takes transformers' own causal-LM
   loss over them: the same loss and the same gradients, without most of the projection's work.
+- **Logits in fp32.** Under mixed precision the head that produces the logits runs in fp32
+  (`logits_in_fp32`): its rounding would reach the loss unchanged, and it costs little.
 - **One progress bar.** `TrainingProgress` shows the steps with the latest loss and learning rate
   in the bar; `TrainingLog` writes every logged entry to the run directory's training log instead
   of printing it.
@@ -18,6 +20,7 @@ transformers is imported here at the top: import this module only where training
 from __future__ import annotations
 
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,33 @@ def answer_loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: torch.Te
     targets = labels[:, 1:][:, positions]
     logits = outputs.logits
     return ForCausalLMLoss(logits, None, logits.shape[-1], num_items_in_batch=num_items_in_batch, shift_labels=targets)
+
+
+def logits_in_fp32(model, task_type: str) -> None:
+    """Under mixed precision, compute the layer that turns hidden states into logits in fp32: the
+    classification head (the base model's top-level modules beside its backbone) or the language-model
+    head of `model`, a PeftModel. Autocast would round its input and the logits to half precision,
+    the one rounding that reaches the loss unchanged; in fp32 it costs a few products per row."""
+    from hubcard.models import classification_heads
+
+    base = model.get_base_model()
+    if task_type == "sequence-classification":
+        heads = [base.get_submodule(name) for name in classification_heads(base)]
+    else:
+        heads = [base.get_output_embeddings()]
+    for head in heads:
+        head.forward = types.MethodType(_forward_in_fp32, head)
+
+
+def _forward_in_fp32(self, *inputs: Any, **options: Any) -> Any:
+    """The module's own forward, with autocast off and its floating-point inputs in fp32."""
+
+    def fp32(value: Any) -> Any:
+        return value.float() if torch.is_tensor(value) and value.is_floating_point() else value
+
+    device = next((value.device.type for value in inputs if torch.is_tensor(value)), "cpu")
+    with torch.autocast(device, enabled=False):
+        return type(self).forward(self, *map(fp32, inputs), **{name: fp32(value) for name, value in options.items()})
 
 
 class HubcardTrainer(Trainer):

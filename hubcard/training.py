@@ -403,11 +403,13 @@ def _trainer(peft_model, loaded: LoadedModel, arguments: TrainingArguments, trai
     import torch
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, PrinterCallback, ProgressCallback
 
-    from hubcard.trainer import CheckpointClock, HubcardTrainer, TrainingLog, TrainingProgress
+    from hubcard.trainer import CheckpointClock, HubcardTrainer, TrainingLog, TrainingProgress, logits_in_fp32
 
     gpu_half = (arguments.bf16 or arguments.fp16) and torch.cuda.is_available()
     multiple = 8 if gpu_half else None  # tensor cores like multiples of 8
     causal = config.task.type == "causal-lm"
+    if arguments.bf16 or arguments.fp16:
+        logits_in_fp32(peft_model, config.task.type)
     if causal:  # pads the labels with the ignored label, not the pad token
         collator = DataCollatorForSeq2Seq(loaded.tokenizer, padding=True, pad_to_multiple_of=multiple)
     else:

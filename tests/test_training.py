@@ -430,6 +430,32 @@ def test_causal_lm_loss_at_the_answer_positions_equals_the_whole_computation(lla
     assert len(answer_positions(batch["labels"])) < batch["input_ids"].shape[1] / 2
 
 
+@pytest.mark.parametrize("task_type", ["sequence-classification", "causal-lm"])
+def test_under_mixed_precision_the_logits_alone_are_computed_in_fp32(task_type, bert, llama):
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from hubcard.trainer import logits_in_fp32
+
+    causal = task_type == "causal-lm"
+    base = AutoModelForCausalLM.from_pretrained(llama) if causal else AutoModelForSequenceClassification.from_pretrained(bert, num_labels=2)
+    model = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM" if causal else "SEQ_CLS", r=4))
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    logits_in_fp32(model, task_type)
+    attention = next(module for name, module in model.named_modules() if name.endswith(("q_proj", "query")) and hasattr(module, "base_layer"))
+    seen = []
+    attention.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    input_ids = torch.tensor([[5, 6, 7, 8]])
+    for each in (model, copy.deepcopy(model)):  # a copy computes with its own head
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = each(input_ids=input_ids).logits
+        assert logits.dtype == torch.float32
+    assert seen and set(seen) == {torch.bfloat16}  # the layers below the head: still in bf16
+    assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())  # nothing else changed
+
+
 def test_a_run_prints_one_bar_and_logs_every_step_to_the_run_directory(bert, tmp_path):
     """`hubcard train`: no logged entry on the console (stdout or stderr), every one in the training log;
     the plots are drawn by the card stage, and drawn again after a new evaluation."""
