@@ -136,9 +136,14 @@ CPU_BF16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512_BF16", "bf16": 
 
 @dataclass(frozen=True)
 class PrecisionChoice:
-    """A precision and why it was chosen, in words for run.json and the card."""
+    """A precision, who chose it and why, for run.json and the card.
+
+    `set_by`: the card's "set by" terms: 'hubcard' (for this hardware), 'config' (the config's
+    training.bf16/fp16), 'your code' (a notebook's own TrainingArguments). `reason`: why, in words
+    ('this CPU computes bf16 natively, with AVX512_BF16')."""
 
     precision: Precision
+    set_by: str
     reason: str
 
 
@@ -154,12 +159,14 @@ def native_precision() -> PrecisionChoice:
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
         if gpu_precision() == "bf16":
-            return PrecisionChoice("bf16", f"the GPU ({name}) computes bf16 natively")
-        return PrecisionChoice("fp16", f"the GPU ({name}) has no native bf16")
+            return PrecisionChoice("bf16", "hubcard", f"the GPU, {name}, computes bf16 natively")
+        return PrecisionChoice("fp16", "hubcard", f"the GPU, {name}, has no native bf16")
     feature = cpu_bf16_feature()
     if feature is not None:
-        return PrecisionChoice("bf16", f"this CPU computes bf16 natively ({feature})")
-    return PrecisionChoice("fp32", "this CPU has no bf16 instructions (AVX512_BF16, AMX or Arm BF16): half precision would be emulated, slower than fp32")
+        return PrecisionChoice("bf16", "hubcard", f"this CPU computes bf16 natively, with {feature}")
+    return PrecisionChoice(
+        "fp32", "hubcard", "this CPU has no bf16 instructions (AVX512_BF16, AMX or Arm BF16): half precision would be emulated, slower than fp32"
+    )
 
 
 def cpu_bf16_feature() -> str | None:
@@ -210,6 +217,7 @@ def hardware(precision: PrecisionChoice | None = None, num_processes: int = 1) -
         accelerator_count=count,
         accelerator_memory_gib=accelerator_memory,
         precision=precision.precision if precision else "fp32",
+        precision_set_by=precision.set_by if precision else None,
         precision_reason=precision.reason if precision else None,
         num_processes=num_processes,
         platform=platform.platform(),
@@ -240,12 +248,13 @@ def _cpuinfo_field(*names: str) -> str:
 class EmissionsMeter:
     """An estimate of the emissions of a stage, by codecarbon's offline tracker.
 
-    `started()` starts the tracker in a background thread: codecarbon's hardware detection (1-2 s:
-    CPU model and power, memory, GPUs) runs beside what the caller does next (loading the data and
-    the model) instead of before it. Used as a context manager around the rest of the stage, the
-    meter stops when the block ends and holds the estimate in `result`; where the tracker cannot run,
-    `result` says why instead of failing the run. A meter made with `EmissionsMeter()` measures nothing
-    (the helper processes of a multi-process run: codecarbon measures the whole machine).
+    `with EmissionsMeter.started() as meter:` starts the tracker in a background thread, so that
+    codecarbon's hardware detection (1-2 s: CPU model and power, memory, GPUs) runs beside what the
+    block does first (loading the data and the model) instead of before it; the tracker measures from
+    then on. When the block ends, also by an exception, the meter waits for the start to finish, stops
+    the tracker and holds the estimate in `result`; where the tracker cannot run, `result` says why
+    instead of failing the run. A meter made with `EmissionsMeter()` measures nothing (the helper
+    processes of a multi-process run: codecarbon measures the whole machine).
 
     The offline tracker never uses the network. The country (for the carbon intensity) comes from
     codecarbon's own configuration (`CODECARBON_COUNTRY_ISO_CODE` or `~/.codecarbon.config`); without
@@ -280,11 +289,12 @@ class EmissionsMeter:
         self._tracker = tracker
 
     def __enter__(self) -> EmissionsMeter:
-        if self._starting is not None:
-            self._starting.join()
         return self
 
     def __exit__(self, *exception: object) -> None:
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
         if self._tracker is not None:
             self.result = _stop(self._tracker)
             self._tracker = None

@@ -142,7 +142,7 @@ def _write_run(
     record.data = data.facts.model_copy(update={"train": train})
     if trainer is not None:
         record.training = training_facts(trainer, configured=None)
-        trained_in = environment.PrecisionChoice(precision(trainer.args), "set in the Trainer's TrainingArguments")
+        trained_in = environment.PrecisionChoice(precision(trainer.args), "your code", "the Trainer's TrainingArguments")
         record.hardware = environment.hardware(trained_in, num_processes=trainer.args.world_size)
         plots.name_plots(run, record, plots.TRAINING_PLOTS)
     run.write(record)

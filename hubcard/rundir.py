@@ -67,8 +67,10 @@ class Hardware(Record):
     accelerator_memory_gib: float | None = None
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     """The precision the adapter was trained in (bf16/fp16: mixed precision)."""
+    precision_set_by: str | None = None
+    """Who chose it: 'hubcard' (for this hardware), 'config' or 'your code' (a notebook's Trainer)."""
     precision_reason: str | None = None
-    """Why: 'this CPU computes bf16 natively (AVX512_BF16)', 'set in the config (training.bf16)', ..."""
+    """Why, in words: 'this CPU computes bf16 natively, with AVX512_BF16', 'training.bf16: true', ..."""
     num_processes: int = 1
     platform: str | None = None
 

@@ -379,16 +379,16 @@ def _precision_arguments(user: dict[str, Any]) -> dict[str, bool]:
 
 
 def precision_choice(user: Mapping[str, Any]) -> environment.PrecisionChoice:
-    """The training's precision and why: `training.bf16` or `training.fp16` set to true in the config,
-    else the half precision this machine computes natively (`environment.native_precision`) unless the
-    config sets it to false, else fp32. `fp16: false` alone (a GPU config run on a CPU) leaves bf16 to
-    the hardware."""
+    """The training's precision, who chose it and why: `training.bf16` or `training.fp16` set to true
+    in the config, else the half precision this machine computes natively (hubcard's choice,
+    `environment.native_precision`) unless the config sets it to false, else fp32. `fp16: false`
+    alone (a GPU config run on a CPU) leaves bf16 to the hardware."""
     for key in ("bf16", "fp16"):
         if user.get(key):
-            return environment.PrecisionChoice(key, f"set in the config (training.{key})")
+            return environment.PrecisionChoice(key, "config", f"training.{key}: true")
     native = environment.native_precision()
     if native.precision != "fp32" and user.get(native.precision) is False:
-        return environment.PrecisionChoice("fp32", f"training.{native.precision} is false in the config, though {native.reason}")
+        return environment.PrecisionChoice("fp32", "config", f"training.{native.precision}: false, though {native.reason}")
     return native
 
 

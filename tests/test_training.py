@@ -71,7 +71,11 @@ def test_classification_run_records_every_stage(classification_run):
     assert record.evaluation.metric_backend in ("evaluate", "scikit-learn")
     assert {"train", "evaluate"} <= set(record.stages) and record.stages["train"].seconds > 0
     native = environment.native_precision()  # bf16 where this CPU computes it natively, else fp32
-    assert (record.hardware.precision, record.hardware.precision_reason) == (native.precision, native.reason)
+    assert (record.hardware.precision, record.hardware.precision_set_by, record.hardware.precision_reason) == (
+        native.precision,
+        "hubcard",
+        native.reason,
+    )
     assert record.evaluation.precision == "fp32"  # exact, whatever the training's precision
     assert record.hardware.cpu_count >= 1
     assert {"transformers", "peft", "torch", "datasets", "huggingface_hub", "hubcard"} <= set(record.versions)
@@ -346,13 +350,15 @@ def test_precision_is_what_the_hardware_computes_natively_unless_the_config_says
     native = environment.native_precision()
     assert training.precision_choice({}) == native
     assert training.precision_choice({"fp16": False}) == native  # a GPU config's "no fp16" leaves bf16 to the hardware
-    assert training.precision_choice({"bf16": True}) == environment.PrecisionChoice("bf16", "set in the config (training.bf16)")
+    assert training.precision_choice({"bf16": True}) == environment.PrecisionChoice("bf16", "config", "training.bf16: true")
+    assert native.set_by == "hubcard" and native.reason  # e.g. this CPU computes bf16 natively, with AVX512_BF16
     raw = config_dict(bert, "sequence-classification", tmp_path / "run", training={"bf16": False, "fp16": False})
     arguments = training.training_arguments(make_config(raw, tmp_path), RunDir(tmp_path / "run"), rows=64)
     assert not arguments.bf16 and not arguments.fp16
     if native.precision != "fp32":
         ruled_out = training.precision_choice({native.precision: False})
-        assert ruled_out.precision == "fp32" and ruled_out.reason.startswith(f"training.{native.precision} is false in the config")
+        assert (ruled_out.precision, ruled_out.set_by) == ("fp32", "config")
+        assert ruled_out.reason == f"training.{native.precision}: false, though {native.reason}"
 
 
 @pytest.mark.skipif("avx512_bf16" not in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else True, reason="needs an x86 CPU with AVX512_BF16")
