@@ -25,10 +25,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import cli_latency, evaluation, gpu, publish, threads, training
+from bench import cli_latency, evaluation, gpu, precision, publish, threads, training
 from bench.common import RESULTS, prepare_environment, spawn
 
-BENCHMARKS = {name: module.__name__ for module in (training, evaluation, threads, cli_latency, publish, gpu) for name in module.BENCHMARKS}
+BENCHMARKS = {name: module.__name__ for module in (training, evaluation, threads, precision, cli_latency, publish, gpu) for name in module.BENCHMARKS}
 console = Console()
 if not console.is_terminal:  # a log file or a pipe: no reason to wrap the table at 80 columns
     console.width = 180

@@ -304,6 +304,24 @@ class ConsoleFormatter(logging.Formatter):
         return message if record.levelno <= logging.INFO else f"{record.levelname.capitalize()}: {message}"
 
 
+class SaidOnce(logging.Filter):
+    """A message logged with `extra=SAY_ONCE` (the card's notes about its metadata, which every
+    rendering of the card repeats: the card, the repo view, the dry run) is printed the first time only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "once", False):
+            return True
+        message = record.getMessage()
+        if message in self.said:
+            return False
+        self.said.add(message)
+        return True
+
+
 def main() -> None:
     environment.set_thread_defaults()  # before anything imports torch
     # The libraries' own chatter (a new classification head's load report, deprecations between
@@ -313,6 +331,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     handler = logging.StreamHandler()
     handler.setFormatter(ConsoleFormatter("%(message)s"))
+    handler.addFilter(SaidOnce())
     logger = logging.getLogger("hubcard")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

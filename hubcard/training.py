@@ -129,26 +129,25 @@ def _train(config: Config, *, resume: bool, overwrite: bool) -> RunDir:
             _restore_adapter(config, run, plan)
         return run
     seed = int(config.training.get("seed", DEFAULT_SEED))
-    # codecarbon measures the whole machine (every CPU and GPU): one meter, in the main process; it
-    # starts now, so that its hardware detection runs while the data and the model load
+    # codecarbon measures the whole machine (every CPU and GPU): one meter, in the main process; its
+    # hardware detection runs while the data and the model load
     meter = environment.EmissionsMeter.started() if processes.is_main_process else environment.EmissionsMeter()
-    # the data set, model and tokenized data caches are built once; the stage's one bar is the training's
-    with processes.main_process_first(), environment.library_progress_bars_off():
-        data = load_data(config.data, seed=seed, project=config.project)
-        check_model_fits(config)
-        loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed)
-        train_dataset = encode_training_data(config, loaded, data)
-    base_parameters = loaded.model.num_parameters()
-    peft_model = attach_adapter(loaded.model, config.peft, config.task.type)
-    arguments = training_arguments(config, run, rows=len(train_dataset))
-    record = plan.record
-    if processes.is_main_process:
-        record.hardware = environment.hardware(precision_choice(config.training), num_processes=processes.num_processes)
-        record.stages["train"] = StageTiming(started_at=_now())
-        run.write(record)
-
-    trainer = _trainer(peft_model, loaded, arguments, train_dataset, config, run)
     with meter:
+        # the data set, model and tokenized data caches are built once; the stage's one bar is the training's
+        with processes.main_process_first(), environment.library_progress_bars_off():
+            data = load_data(config.data, seed=seed, project=config.project)
+            check_model_fits(config)
+            loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed)
+            train_dataset = encode_training_data(config, loaded, data)
+        base_parameters = loaded.model.num_parameters()
+        peft_model = attach_adapter(loaded.model, config.peft, config.task.type)
+        arguments = training_arguments(config, run, rows=len(train_dataset))
+        record = plan.record
+        if processes.is_main_process:
+            record.hardware = environment.hardware(precision_choice(config.training), num_processes=processes.num_processes)
+            record.stages["train"] = StageTiming(started_at=_now())
+            run.write(record)
+        trainer = _trainer(peft_model, loaded, arguments, train_dataset, config, run)
         trainer.train(resume_from_checkpoint=plan.checkpoint)
     if not processes.is_main_process:
         return run

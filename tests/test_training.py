@@ -464,7 +464,8 @@ def test_under_mixed_precision_the_logits_alone_are_computed_in_fp32(task_type, 
 
 def test_a_run_prints_one_bar_and_logs_every_step_to_the_run_directory(bert, tmp_path):
     """`hubcard train`: no logged entry on the console (stdout or stderr), every one in the training log;
-    the plots are drawn by the card stage, and drawn again after a new evaluation."""
+    the plots are drawn by the card stage, and drawn again after a new evaluation; the metric backend
+    and the card's notes are said once."""
     raw = config_dict(bert, "sequence-classification", tmp_path / "run", training={"max_steps": 4, "logging_steps": 1})
     config = write_config(raw, tmp_path)
     run = RunDir(tmp_path / "run")
@@ -488,13 +489,16 @@ def test_a_run_prints_one_bar_and_logs_every_step_to_the_run_directory(bert, tmp
 
     evaluated = hubcard("evaluate", str(run.path))
     assert "{'" not in evaluated.stderr and not run.plots.exists()
+    assert evaluated.stderr.count("Metrics: computed ") == 1  # the metric backend, said once
     hubcard("render-card", str(run.path))
     drawn = {name: (run.path / path).read_bytes() for name, path in run.read().plots.items()}
     assert set(drawn) == {"loss", "confusion_base", "confusion_adapter"} and all(png.startswith(b"\x89PNG") for png in drawn.values())
     hubcard("evaluate", str(run.path))  # new evaluation facts: their plots are drawn again by the card stage
     assert sorted(path.name for path in run.plots.iterdir()) == ["loss.png"]
-    hubcard("render-card", str(run.path))
+    published = hubcard("publish", str(run.path), "--dry-run")  # renders the card more than once
     assert sorted(path.name for path in run.plots.iterdir()) == ["confusion_adapter.png", "confusion_base.png", "loss.png"]
+    for note in ("base_model is left out of the card's metadata", "the card's metadata has no model-index"):
+        assert published.stderr.count(note) == 1, published.stderr  # the card's notes, said once
 
 
 def test_checkpoints_follow_the_clock_unless_the_config_says_when(bert, tmp_path, monkeypatch):
