@@ -18,13 +18,11 @@ the files next to it (a run directory's adapter/ files as publish lays them out)
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import hashlib
 import json
 import re
 import textwrap
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +32,12 @@ import yaml
 from huggingface_hub import HfApi
 
 from hubcard.hub import request_timeout
-from hubcard.lint import TABLE_DELIMITER, card_metadata_problems, front_matter_data, is_hub_id, placeholders, split_front_matter
+from hubcard.frontmatter import front_matter_data, split_front_matter
+from hubcard.lint import TABLE_DELIMITER, card_metadata_problems, placeholders
+from hubcard.model_ids import model_id
 from hubcard.pulls import open_pull_requests
 from hubcard.refresh import generated_lines, repo_facts
-from hubcard.repos import TABLE_WIDTH, Column, Row, Status, Target, Unchecked, read_file, run
+from hubcard.repos import TABLE_WIDTH, Column, Row, Status, Target, Unchecked, mark_duplicates, read_file, run
 from hubcard.rubric import Rubric, RubricItem
 from hubcard.sections import CardSections, hub_template_sections, read_sections
 
@@ -166,24 +166,7 @@ def audit(targets: Sequence[Target], rubric: Rubric, *, revision: str | None = N
     """Audit every target (see hubcard.repos.run), then mark the adapters that are byte-identical
     across the rows (`duplicate_of`, and `problems`)."""
     action = Audit(rubric, revision=revision)
-    return action, mark_duplicates(run(action, targets, jobs=jobs))
-
-
-def mark_duplicates(rows: list[Row]) -> list[Row]:
-    """Each checked row's `duplicate_of`: the other rows whose adapter_sha256 is the same."""
-    owners: dict[str, list[str]] = defaultdict(list)
-    for row in rows:
-        if row.status != "error" and row.fields.get("adapter_sha256"):
-            owners[row.fields["adapter_sha256"]].append(row.target.repo_id)
-    marked = []
-    for row in rows:
-        if row.status == "error":
-            marked.append(row)
-            continue
-        others = [repo_id for repo_id in owners.get(row.fields.get("adapter_sha256") or "", []) if repo_id != row.target.repo_id]
-        fields = {**row.fields, "duplicate_of": others}
-        marked.append(dataclasses.replace(row, fields=fields, status=status_of(fields)))
-    return marked
+    return action, mark_duplicates(run(action, targets, jobs=jobs), status_of)
 
 
 def _cell(value: Any, true: str = "true", false: str = "false") -> str:
@@ -220,7 +203,7 @@ def judge(content: RepoContent, rubric: Rubric, repo_id: str) -> dict[str, Any]:
         "placeholders": evidence.placeholders,
         "sections": sections.template_states(),
         "metadata_problems": problems,
-        "base_model": next((model for model in base_models if is_hub_id(model)), None) or (facts.base_model if facts else None),
+        "base_model": next((model for model in base_models if model_id(model)), None) or (facts.base_model if facts else None),
         "peft_type": facts.peft_type if facts else None,
         "method": facts.method if facts else None,
         "adapter_sha256": content.adapter_sha256,
@@ -266,10 +249,10 @@ def _fact(name: str, evidence: Evidence) -> tuple[bool, str]:
     metadata = evidence.metadata
     if name == "base_model":
         models = _listed(metadata.get("base_model"))
-        local = [model for model in models if not is_hub_id(model)]
+        local = [model for model in models if not model_id(model)]
         if not models:
             return False, "no base_model in the metadata"
-        return (False, f"{local[0]!r} is a local path, not a Hub id") if local else (True, ", ".join(models))
+        return (False, f"{local[0]!r} is a local path or folder name, not a Hub id") if local else (True, ", ".join(models))
     if name == "license":
         license = metadata.get("license")
         return (True, str(license)) if isinstance(license, str) and license.strip() else (False, "no license in the metadata")

@@ -21,6 +21,7 @@ import math
 import re
 import traceback
 from dataclasses import dataclass, fields
+from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Callable
@@ -47,6 +48,7 @@ __all__ = [
     "lint_card",
     "render_card",
     "render_run_card",
+    "results_section",
     "usage_snippet",
 ]
 
@@ -56,6 +58,9 @@ SAY_ONCE = {"once": True}
 
 HUB_URL = "https://huggingface.co"
 DEFAULT_TEMPLATE = "modelcard.md.j2"
+RESULTS_TEMPLATE = "results.md.j2"
+RESULTS_HEADING = "Evaluation on held-out data"
+"""The heading of the results section `hubcard evaluate --repo --pr/--push` adds to a repo's card."""
 ADAPTER_ID_STAND_IN = "your-name/your-adapter"
 BASE_MODEL_STAND_IN = "path/to/base-model"
 CELL_WIDTH = 300
@@ -220,7 +225,7 @@ def card_metadata(record: RunRecord) -> ModelCardData:
         logger.warning("the card has no license: set card.license in the config", extra=SAY_ONCE)
     method_tags = [record.adapter.peft_type.lower(), record.adapter.method] if record.adapter else []
     base_tags = [f"base_model:adapter:{base_model}"] if base_model else []
-    eval_results = _eval_results(record)
+    eval_results = model_index_results(record)
     repo_id = _repo_id(record)
     metadata = ModelCardData(
         base_model=base_model,
@@ -273,6 +278,39 @@ def usage_snippet(record: RunRecord) -> str:
         id2label = dict(enumerate(record.data.label_names))
         return SEQUENCE_CLASSIFICATION_SNIPPET.format(**values, id2label=repr(id2label), max_length=record.data.max_length)
     return _causal_lm_snippet(record, values)
+
+
+def results_section(record: RunRecord) -> str:
+    """The section (a level-2 heading, RESULTS_HEADING, and its text) that puts the evaluation of an
+    adapter from the Hub (`record.hub_adapter`: its repo and commit) into that repo's own card: the
+    commit, the base model, the data, each metric of both models with the difference and its interval.
+    CardError for a run that is not such an evaluation."""
+    source, evaluation, data = record.hub_adapter, record.evaluation, record.data
+    if source is None or evaluation is None or data is None:
+        raise CardError("a results section is for an adapter from the Hub that `hubcard evaluate --repo` evaluated")
+    base_model = _base_model(record.model)
+    context = {
+        "heading": RESULTS_HEADING,
+        "commit": source,
+        "commit_url": f"{HUB_URL}/{source.repo_id}/tree/{source.commit}",
+        "commit_date": _moment(source.commit_date) if source.commit_date else "date unknown",
+        "before": _moment(source.before) if source.before else None,
+        "base_model": base_model or _base_model_name(record.model),
+        "base_model_url": f"{HUB_URL}/{base_model}" if base_model else None,
+        "evaluation": evaluation,
+        "data": data,
+        "dataset_url": f"{HUB_URL}/datasets/{data.hub_id}" if data.hub_id else None,
+        "data_files": [_file_name(path) for path in (data.files or {}).values()],
+        "results": [Result(comparison, _verdict(comparison)) for comparison in evaluation.comparison],
+        "metric_names": METRIC_NAMES,
+        "level": f"{evaluation.confidence_level:.0%}",
+        "hubcard_version": record.hubcard_version,
+    }
+    return _tidy(_render_template(None, context, packaged=RESULTS_TEMPLATE))
+
+
+def _moment(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- facts ------------------------------------------------------------------------------------
@@ -401,7 +439,7 @@ def _base_model_name(model: ModelFacts | None) -> str | None:
     return _base_model(model) or _file_name(model.gguf_file or model.name_or_path)
 
 
-def _eval_results(record: RunRecord) -> list[EvalResult]:
+def model_index_results(record: RunRecord) -> list[EvalResult]:
     """The model-index results: only for data that is a Hub data set (`dataset.type` is read as a Hub
     data-set id, so local files without data.hub_id get no model-index; the card's body has the results)."""
     data, evaluation = record.data, record.evaluation
@@ -695,12 +733,13 @@ class _MissingFact(Exception):
     pass
 
 
-def _render_template(template: str | Path | None, context: dict[str, Any]) -> str:
+def _render_template(template: str | Path | None, context: dict[str, Any], packaged: str = DEFAULT_TEMPLATE) -> str:
+    """`template` (a user's file), else hubcard's template `packaged`, rendered with `context`."""
     user_template = Path(template) if template else None
     if user_template is not None and not user_template.is_file():
         raise CardError(f"card template not found: {user_template}")
     environment = _environment(user_template.parent if user_template else None)
-    name = user_template.name if user_template else DEFAULT_TEMPLATE
+    name = user_template.name if user_template else packaged
     try:
         return environment.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as error:

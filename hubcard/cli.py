@@ -126,57 +126,180 @@ def train_command(config, overrides, run_dir, resume, overwrite) -> None:
         click.echo(f"Adapter saved in {trained.adapter}")
 
 
+def _moment(ctx: click.Context, param: click.Parameter, value: str | None):
+    from hubcard.repo_evaluation import parse_moment
+
+    try:
+        return parse_moment(value) if value is not None else None
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _hub_model_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from hubcard.metadata import metadata_problems
+
+    if value is not None and (problems := metadata_problems({"base_model": value})):
+        raise click.BadParameter(problems[0].message)
+    return value
+
+
 @cli.command("evaluate", context_settings=CONTEXT_SETTINGS)
-@run_dir_argument
-def evaluate_command(run_dir) -> None:
-    """Evaluate the base model and the trained adapter on the same data.
+@click.argument("path", metavar="RUN_DIR | EVAL.yaml", type=click.Path(path_type=Path))
+@selection_options(positional=False)
+@click.option(
+    "--before",
+    metavar="DATETIME",
+    callback=_moment,
+    help="Evaluate the last commit at or before this moment (ISO 8601: 2025-03-01, the end of that day in UTC, "
+    "or 2025-03-01T23:59:00+01:00); on the --revision branch, else the default branch.",
+)
+@click.option("--base-model", metavar="ID", callback=_hub_model_id, help="The base model's Hub id for adapters whose adapter_config.json names none.")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="evaluations",
+    show_default=True,
+    help="Where the run directories go: OUTPUT_DIR/OWNER/NAME.",
+)
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True, help="How the report is printed on stdout.")
+@click.option("--pr", is_flag=True, help="Propose the results in each repo's card: hubcard's pull request (a re-run updates it).")
+@click.option(
+    "--push",
+    is_flag=True,
+    help="Commit the results to each repo's card on its default branch (with --before or a fixed --revision: the commit made becomes the head).",
+)
+@click.option("--jobs", type=click.IntRange(1, 64), default=DEFAULT_JOBS, show_default=True, help="Repos read at the same time.")
+def evaluate_command(path, selection, before, base_model, output_dir, output_format, pr, push, jobs) -> None:
+    """Evaluate base model and adapter on the same data: of a run (RUN_DIR), or of adapters on the Hub
+    (EVAL.yaml, with --repo, --author or --roster).
+
+    EVAL.yaml holds the task, data and evaluation sections of a config: the held-out data, and for
+    causal-lm adapters the prompt. Each repo's adapter is evaluated at --revision, or at the last
+    commit at or before --before; its base model is the one its adapter_config.json names (else the
+    roster's base_model column, else --base-model), loaded and evaluated once for all the adapters
+    on it. Each repo gets a run directory (OUTPUT_DIR/OWNER/NAME) that render-card and publish take;
+    the report has one row per repo, on stdout. With --pr or --push, a results section and (for a
+    Hub data set) model-index entries go into each repo's card; the rest of the card is kept.
+
+    \b
+    Exit codes: 0 every repo evaluated, 1 some adapters are byte-identical,
+    2 bad options, roster or EVAL.yaml, 3 some repo could not be evaluated.
 
     \b
     Example:
       hubcard evaluate runs/my-run
+      hubcard evaluate --roster students.csv hw3-test.yaml --before 2025-03-01 --format csv > hw3.csv
+      hubcard evaluate --repo alice/hw3 --repo bob/hw3 hw3-test.yaml --revision submitted --pr
     """
-    from hubcard import evaluation
+    if pr and push:
+        raise click.UsageError("give --pr or --push, not both")
+    if not (selection.repo_ids or selection.authors or selection.roster):
+        options = {"--filter": selection.filter, "--revision": selection.revision, "--before": before, "--base-model": base_model, "--pr": pr, "--push": push}
+        given = [name for name, value in options.items() if value]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} go with --repo, --author or --roster (and an EVAL.yaml)")
+        from hubcard import evaluation
 
-    record = evaluation.evaluate_run(run_dir)
-    click.echo(evaluation.headline(record))
+        record = evaluation.evaluate_run(path)
+        click.echo(evaluation.headline(record))
+        return
+    from huggingface_hub import HfApi
+
+    from hubcard import repo_evaluation, repos
+    from hubcard.config import load_eval_config
+
+    eval_config = load_eval_config(path)
+    targets = repos.select(selection, HfApi())
+    action, rows = repo_evaluation.evaluate_repos(
+        targets,
+        eval_config,
+        revision=selection.revision,
+        before=before,
+        base_model=base_model,
+        output_dir=output_dir,
+        send="pr" if pr else "push" if push else None,
+        jobs=jobs,
+    )
+    click.echo(repos.report(action, rows, output_format), nl=False)
+    if output_format != "table":
+        click.echo(repos.summary(rows), err=True)
+    sys.exit(repos.exit_code(rows))
 
 
 @cli.command("render-card", context_settings=CONTEXT_SETTINGS)
 @click.argument("run_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@selection_options(positional=False)
 @click.option("--template", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="A Jinja template to use instead of the default.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the card (default: RUN_DIR/README.md).")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Where to write the card (default: RUN_DIR/README.md); with --repo..., the folder for the refreshed cards (default: here).",
+)
 @click.option("--check", is_flag=True, help="Exit non-zero if the card has a placeholder, an empty section or a 'None'.")
-@click.option("--repo", "repo_id", help="Refresh the card of an existing Hub repository instead of a run.")
-@click.option("--push", is_flag=True, help="With --repo: push the refreshed card as a commit.")
-@click.option("--pr", is_flag=True, help="With --repo: open a pull request with the refreshed card.")
-def render_card_command(run_dir, template, output, check, repo_id, push, pr) -> None:
-    """Render the model card of a finished run (or refresh the card of a Hub repository).
+@click.option("--push", is_flag=True, help="With --repo...: push each refreshed card as a commit (the repo's owner only).")
+@click.option("--pr", is_flag=True, help="With --repo...: propose each refreshed card in hubcard's pull request (a re-run updates it).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="With --repo...: a fact of the card (license, developed_by, base_model, language, datasets...); repeatable.")
+@click.option("--message", metavar="TEXT", help="With --pr or --push: the pull request's (or commit's) description, e.g. a note to the student.")
+@click.option("--to-write/--no-to-write", default=True, show_default=True, help="With --repo...: leave a to-do in Uses, Bias/Risks/Limitations and Recommendations when they hold template text only (else remove them).")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True, help="With --repo...: how the report is printed on stdout.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=DEFAULT_JOBS, show_default=True, help="With --repo...: repos refreshed at the same time.")
+def render_card_command(run_dir, selection, template, output, check, push, pr, settings, message, to_write, output_format, jobs) -> None:
+    """Render the model card of a finished run, or refresh the cards of adapter repos on the Hub.
+
+    With --repo, --author or --roster: each repo's card is refreshed — the sections a person wrote
+    kept word for word, template sections filled from the repo or left as a to-do, the front matter
+    changed only where it must — and written to a file, pushed (--push) or proposed in hubcard's pull
+    request (--pr). A roster's columns named like a --set key give that fact for its repo.
+
+    \b
+    Exit codes with --repo...: 0 every card done, 1 some card needs a person (see under the
+    table), 2 bad options or roster, 3 some repo could not be refreshed.
 
     \b
     Example:
       hubcard render-card runs/my-run
       hubcard render-card runs/my-run --template my-card.md.j2 --check
       hubcard render-card --repo me/old-homework-adapter --pr
+      hubcard render-card --roster students.csv --filter hw3 --set license=mit --pr --message "Please write Uses."
     """
     from hubcard import card
 
-    if (run_dir is None) == (repo_id is None):
-        raise click.UsageError("give either RUN_DIR or --repo REPO_ID")
-    if repo_id is None and (push or pr):
-        raise click.UsageError("--push and --pr go with --repo")
-    if repo_id is not None:
-        from hubcard import refresh
-
-        click.echo(refresh.refresh_repo_card(repo_id, template=template, output=output, push=push, pr=pr).summary())
+    if run_dir is not None and selection.names_repos:
+        raise click.UsageError("give either RUN_DIR or --repo/--author/--roster, not both")
+    if run_dir is None and not selection.names_repos:
+        raise click.UsageError("give either RUN_DIR or --repo/--author/--roster")
+    if run_dir is not None:
+        if push or pr or settings or message:
+            raise click.UsageError("--push, --pr, --set and --message go with --repo/--author/--roster")
+        path = card.render_run_card(run_dir, template=template, output=output)
+        click.echo(f"Card written to {path}")
+        if check:
+            problems = card.check_card(path.read_text(encoding="utf-8"))
+            for problem in problems:
+                click.echo(f"{path}: {problem}", err=True)
+            if problems:
+                sys.exit(1)
         return
-    path = card.render_run_card(run_dir, template=template, output=output)
-    click.echo(f"Card written to {path}")
-    if check:
-        problems = card.check_card(path.read_text(encoding="utf-8"))
-        for problem in problems:
-            click.echo(f"{path}: {problem}", err=True)
-        if problems:
-            sys.exit(1)
+    if push and pr:
+        raise click.UsageError("give --push or --pr, not both")
+    if message and not (push or pr):
+        raise click.UsageError("--message goes with --pr or --push")
+    from hubcard import refresh, repos
+
+    mode = "push" if push else "pr" if pr else "file"
+    refresher = refresh.Refresher(
+        mode=mode, template=template, output_dir=output or Path("."), given=refresh.parse_settings(settings), message=message,
+        to_write=to_write, revision=selection.revision,
+    )  # fmt: skip
+    targets = repos.select(selection, refresher.api)
+    refresher.take_roster(targets)
+    rows = repos.run(refresher, targets, jobs=jobs)
+    click.echo(repos.report(refresher, rows, output_format), nl=False)
+    if output_format == "table":
+        click.echo(refresh.for_a_person(rows), nl=False)
+    else:
+        click.echo(repos.summary(rows), err=True)
+    sys.exit(repos.exit_code(rows))
 
 
 @cli.command("publish", context_settings=CONTEXT_SETTINGS)
@@ -186,12 +309,18 @@ def render_card_command(run_dir, template, output, check, repo_id, push, pr) -> 
 @click.option("--revision", help="The branch to publish to, created from main if missing (default: main).")
 @click.option("--pr/--no-pr", "create_pr", default=None, help="Open a pull request instead of committing to the branch.")
 @click.option("--base-model", help="The base model's Hub id, for a run whose base model was a local folder without model.hub_id.")
+@click.option("--force", is_flag=True, help="Replace the files hubcard uploaded that were edited on the Hub since (kept by default).")
 @dry_run_option
-def publish_command(run_dir, repo_id, private, revision, create_pr, base_model, dry_run) -> None:
+def publish_command(run_dir, repo_id, private, revision, create_pr, base_model, force, dry_run) -> None:
     """Upload the adapter, the card and the plots of a run to the Hub, in one commit.
 
     The options choose where; what they leave out comes from the run's hub section (run.json). The
     token comes from HF_TOKEN or `hf auth login`; it is never written anywhere.
+
+    Publishing again keeps what was edited on the Hub since: README.md is merged (sections and
+    metadata a person added or rewrote kept, hubcard's own updated), any other file hubcard
+    uploaded and someone changed is kept. --dry-run shows each such file as `edited on the Hub`
+    with what is kept; --force replaces them. With --pr, a re-run updates hubcard's own pull request.
 
     \b
     Example:
@@ -203,7 +332,7 @@ def publish_command(run_dir, repo_id, private, revision, create_pr, base_model, 
 
     given = {"repo_id": repo_id, "private": private, "revision": revision, "create_pr": create_pr}
     choice = {key: value for key, value in given.items() if value is not None}
-    click.echo(publish.publish_run(run_dir, dry_run=dry_run, hub=choice, base_model=base_model).summary())
+    click.echo(publish.publish_run(run_dir, dry_run=dry_run, hub=choice, base_model=base_model, force=force).summary())
 
 
 @cli.command("lint-card", context_settings=CONTEXT_SETTINGS)

@@ -23,6 +23,7 @@ import difflib
 import hashlib
 import importlib.util
 import json
+import re
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,7 @@ PEFT_METHOD_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "qlora": ("LORA", {}),  # on a base model loaded in 4-bit: validate_config sets model.load_in_4bit
 }
 TASK_TO_PEFT_TASK_TYPE = {"sequence-classification": "SEQ_CLS", "causal-lm": "CAUSAL_LM"}
+PEFT_TASK_TO_TASK = {peft: task for task, peft in TASK_TO_PEFT_TASK_TYPE.items()}
 # PEFT options that must be positive integers / fractions in [0, 1); PEFT itself does not check them.
 POSITIVE_PEFT_OPTIONS = {"r", "lora_alpha", "alpha", "init_r", "target_r", "num_virtual_tokens"}
 
@@ -302,7 +304,7 @@ def load_config(path: str | Path, overrides: typing.Sequence[str] = (), run_dir:
     `run_dir`, when given, replaces the config's run_dir (relative to the current directory).
     """
     path = Path(path)
-    raw = _read_yaml(path)
+    raw, _ = _read_yaml(path)
     _resolve_paths(raw, base=path.resolve().parent)
     override_tree: dict[str, Any] = {}
     problems = [p for item in overrides for p in _apply_override(override_tree, item)]
@@ -380,28 +382,8 @@ def validate_config(raw: Any, source: str | None = None, problems: list[ConfigPr
         if raw.get(name) is None:
             problems.append(ConfigProblem(name, "required section is missing"))
 
-    sections: dict[str, Any] = {}
-    section_models = {
-        "model": ModelSection,
-        "task": TaskSection,
-        "data": DataSection,
-        "peft": PeftSection,
-        "evaluation": EvaluationSection,
-        "card": CardSection,
-        "hub": HubSection,
-    }
-    for name, model_class in section_models.items():
-        value = raw.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, dict):
-            problems.append(ConfigProblem(name, f"must be a mapping of keys, got {_describe(value)}"))
-            continue
-        try:
-            sections[name] = model_class.model_validate(value)
-        except ValidationError as error:
-            problems += pydantic_problems(error, name, model_class)
-
+    sections, found = _sections(raw, SECTION_MODELS)
+    problems += found
     training = raw.get("training") or {}
     if not isinstance(training, dict):
         problems.append(ConfigProblem("training", f"must be a mapping of TrainingArguments, got {_describe(training)}"))
@@ -424,6 +406,148 @@ def validate_config(raw: Any, source: str | None = None, problems: list[ConfigPr
     return Config(**sections, training=coerce_training_arguments(training), run_dir=run_dir, source=source)
 
 
+SECTION_MODELS: dict[str, type[Section]] = {
+    "model": ModelSection,
+    "task": TaskSection,
+    "data": DataSection,
+    "peft": PeftSection,
+    "evaluation": EvaluationSection,
+    "card": CardSection,
+    "hub": HubSection,
+}
+"""hubcard's own sections (peft's keys are the PEFT config class's, validated by `_check_peft`)."""
+
+
+def _sections(raw: dict[str, Any], names: typing.Iterable[str]) -> tuple[dict[str, Any], list[ConfigProblem]]:
+    """The sections `names` of `raw` that are given, validated by their models, and the problems found."""
+    sections: dict[str, Any] = {}
+    problems: list[ConfigProblem] = []
+    for name in names:
+        model_class = SECTION_MODELS[name]
+        value = raw.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            problems.append(ConfigProblem(name, f"must be a mapping of keys, got {_describe(value)}"))
+            continue
+        try:
+            sections[name] = model_class.model_validate(value)
+        except ValidationError as error:
+            problems += pydantic_problems(error, name, model_class)
+    return sections, problems
+
+
+# --- evaluation files -------------------------------------------------------------------------
+
+EVAL_SECTIONS = ("task", "data", "evaluation")
+"""The sections of a config that do not depend on the model: what an evaluation file (EVAL.yaml) holds."""
+NOT_IN_EVAL_FILE = {
+    "model": "the base model comes from each adapter's adapter_config.json (or --base-model, or the roster's base_model column)",
+    "peft": "the adapter is the repo's: its adapter_config.json says what it is",
+    "training": "nothing is trained: the adapters are evaluated as they are",
+    "card": "the card's texts are the repo owner's",
+    "hub": "the repos are chosen on the command line (--repo, --author, --roster); --pr or --push sends the results",
+    "run_dir": "each repo's run directory is OUTPUT_DIR/OWNER/NAME (--output-dir)",
+}
+TRAINING_DATA_KEYS = ("train_split", "max_train_samples")
+
+
+class EvalConfig(BaseModel):
+    """An evaluation file (EVAL.yaml, `hubcard evaluate --repo`): the sections of a config that do not
+    depend on the model. `data` is the held-out set (its `eval_split`), `task` how a causal-lm adapter is
+    asked (prompt template, label words, score or generate), `evaluation` the metrics. Build it with
+    :func:`load_eval_config`."""
+
+    model_config = ConfigDict(frozen=True)
+    task: dict[str, Any]
+    """The task section as written and validated; `type` only where the file gives it."""
+    data: DataSection
+    evaluation: EvaluationSection
+    source: str | None = None
+
+    @property
+    def task_type(self) -> str | None:
+        """task.type when the file gives it; None: each adapter's task_type decides."""
+        return self.task.get("type")
+
+    def config_for(self, *, base_model: str, task_type: str, peft_method: str, repo_id: str, run_dir: Path) -> Config:
+        """The config of one adapter's evaluation run (run.json records it): this file's sections for
+        `task_type` (the causal-lm options are left out for a sequence-classification adapter), the base
+        model `base_model`, the PEFT method, and the repo the adapter lives in as hub.repo_id. Raises
+        ConfigError (a PEFT method that hubcard does not know, for one)."""
+        raw = {
+            "model": {"name_or_path": base_model},
+            "task": {**self.task, "type": task_type} if task_type == "causal-lm" else {"type": task_type},
+            "data": self.data.model_dump(mode="json", exclude_unset=True),
+            "peft": {"method": peft_method},
+            "evaluation": self.evaluation.model_dump(mode="json", exclude_unset=True),
+            "hub": {"repo_id": repo_id},
+            "run_dir": str(Path(run_dir).resolve()),
+        }
+        return validate_config(raw, source=self.source)
+
+
+def load_eval_config(path: str | Path) -> EvalConfig:
+    """Read and validate an evaluation file as a config file is validated (its relative paths are
+    relative to it); ConfigError listing every problem with its key and 1-based line."""
+    path = Path(path)
+    source = str(path)
+    raw, node = _read_yaml(path, kind="evaluation file")
+    _resolve_paths(raw, base=path.resolve().parent)
+    problems = _find_tokens(raw, "")
+    for key in raw:
+        if key in NOT_IN_EVAL_FILE:
+            problems.append(ConfigProblem(str(key), f"not a section of an evaluation file: {NOT_IN_EVAL_FILE[key]}"))
+        elif key not in EVAL_SECTIONS:
+            problems.append(_unknown_key(str(key), str(key), EVAL_SECTIONS))
+    if raw.get("data") is None:
+        problems.append(ConfigProblem("data", "required section is missing: the held-out data to evaluate on"))
+    data, task = raw.get("data"), raw.get("task") or {}
+    if isinstance(data, dict):
+        problems += [
+            ConfigProblem(f"data.{key}", "not used: an evaluation reads the split data.eval_split only")
+            for key in TRAINING_DATA_KEYS
+            if key in data
+        ]
+        data = {**data, "train_split": None}
+    # Without a type, the task's options are checked as a causal-lm adapter would use them.
+    typed_task = {"type": "causal-lm", **task} if isinstance(task, dict) else task
+    sections, found = _sections({"task": typed_task, "data": data, "evaluation": raw.get("evaluation")}, EVAL_SECTIONS)
+    problems += found + _check_local_paths(sections) + _check_metadata(sections)
+    if "task" in sections and "data" in sections:
+        problems += _check_label_words(sections["task"], sections["data"])
+    if problems:
+        raise ConfigError([_with_line(problem, node) for problem in _first_per_path(problems)], source, kind="evaluation file")
+    return EvalConfig(task=task, data=sections["data"], evaluation=sections.get("evaluation", EvaluationSection()), source=source)
+
+
+def _with_line(problem: ConfigProblem, node: yaml.Node) -> ConfigProblem:
+    """`problem` with the 1-based line of its key in the file: `data.files.test (line 7)`."""
+    line = line_of(node, problem.path)
+    return ConfigProblem(f"{problem.path} (line {line})", problem.message) if line else problem
+
+
+PATH_PART = re.compile(r"[^.\[\]]+|\[(\d+)\]")
+
+
+def line_of(node: yaml.Node | None, path: str) -> int | None:
+    """The 1-based line of the YAML key or list item at `path` (`data.files.test`, `evaluation.metrics[1]`)
+    in the document `node`, or of the deepest part of the path the document has; None for the empty path."""
+    line = None
+    for match in PATH_PART.finditer(path):
+        if isinstance(node, yaml.MappingNode) and match.group(1) is None:
+            found = next(((key, value) for key, value in node.value if str(key.value) == match.group(0)), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and match.group(1) is not None and int(match.group(1)) < len(node.value):
+            node = node.value[int(match.group(1))]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
 def redact(value: Any) -> Any:
     """A copy of a config mapping with token-like keys dropped and token-like strings masked."""
     if isinstance(value, dict):
@@ -438,14 +562,16 @@ def redact(value: Any) -> Any:
 # --- reading and overriding -------------------------------------------------------------------
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, kind: str = "config") -> tuple[dict[str, Any], yaml.Node]:
+    """The mapping in a YAML file, and its node (which knows each key's line); ConfigError (of `kind`)
+    for a file that cannot be read, is not YAML, is empty or not a mapping, or gives a key twice."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([ConfigProblem("", "file not found")], source) from None
+        raise ConfigError([ConfigProblem("", "file not found")], source, kind=kind) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([ConfigProblem("", f"cannot read the file: {error}")], source) from None
+        raise ConfigError([ConfigProblem("", f"cannot read the file: {error}")], source, kind=kind) from None
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -455,16 +581,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError([ConfigProblem("", f"not valid YAML{where}: {problem}")], source) from None
+        raise ConfigError([ConfigProblem("", f"not valid YAML{where}: {problem}")], source, kind=kind) from None
     finally:
         loader.dispose()
     if duplicates:
-        raise ConfigError(duplicates, source)
+        raise ConfigError(duplicates, source, kind=kind)
     if raw is None:
-        raise ConfigError([ConfigProblem("", "the file is empty; `hubcard init` writes a starter config")], source)
+        advice = "; `hubcard init` writes a starter config" if kind == "config" else ""
+        raise ConfigError([ConfigProblem("", f"the file is empty{advice}")], source, kind=kind)
     if not isinstance(raw, dict):
-        raise ConfigError([ConfigProblem("", f"the config must be a mapping of sections, got {_describe(raw)}")], source)
-    return raw
+        raise ConfigError([ConfigProblem("", f"the {kind} must be a mapping of sections, got {_describe(raw)}")], source, kind=kind)
+    return raw, node
 
 
 def _duplicate_keys(node: yaml.Node | None, path: str, seen: set[int]) -> list[ConfigProblem]:

@@ -27,7 +27,7 @@ import numpy as np
 
 from hubcard import environment, metrics, plots
 from hubcard.config import Config, config_of_run
-from hubcard.data import load_data
+from hubcard.data import LabeledData, load_data
 from hubcard.errors import RunDirError
 from hubcard.models import load_adapter, load_base_model, projects_chosen_positions, prompt_learning
 from hubcard.rundir import (
@@ -84,32 +84,50 @@ def evaluate_run(run_dir: str | Path) -> RunRecord:
     started = _now()
     with environment.library_progress_bars_off():
         data = load_data(config.data, seed=seed, with_train=False, label_names=record.data.label_names)
-        rows = data.eval
-        texts, references = list(rows["text"]), list(rows["label"])
+        texts = list(data.eval["text"])
         tokenizer = run.adapter if (run.adapter / "tokenizer_config.json").is_file() else None  # the one that ships
         loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed, tokenizer_path=tokenizer)
-    precision = evaluation_precision(config, record)
-    predictor = Predictor.for_run(config, record, loaded.tokenizer, data.label_names, precision)
+    predictor = Predictor.for_run(config, record, loaded.tokenizer, data.label_names, evaluation_precision(config, record))
 
-    model = _to_device(loaded.model)
+    model = to_device(loaded.model)
     with _stage_progress(predictor, passes=2, rows=len(texts)):  # one bar: base model, adapter, example answers
         base = predictor.predict(model, texts, "base model")
         model = load_adapter(model, run.adapter)
         adapter = predictor.predict(model, texts, "adapter")
-        chosen = pick_examples(references, base.labels, adapter.labels, config.evaluation.num_examples, seed)
-        answers = predictor.example_answers(model, texts, chosen, base, adapter)
+        record_evaluation(run, record, config, data, predictor, model, base, adapter, seed=seed, started=started)
+    run.write(record)
+    return record
 
-    evaluation = _evaluation_facts(config, data.label_names, references, base, adapter, seed, precision)
-    evaluation.examples = [
-        _example(texts[i], references[i], base.labels[i], adapter.labels[i], data.label_names, *answers[i]) for i in chosen
-    ]
+
+def record_evaluation(
+    run: RunDir,
+    record: RunRecord,
+    config: Config,
+    data: LabeledData,
+    predictor: Predictor,
+    model,
+    base: Predictions,
+    adapter: Predictions,
+    *,
+    seed: int,
+    started: datetime,
+) -> None:
+    """Put the evaluation of `base` and `adapter` (predictions for `data.eval`) into `record`: metrics
+    with paired-bootstrap intervals, the examples (picked with `seed`; for a causal-lm task the models'
+    own answers, `model` being the adapter on its base model), the plots' names (the card stage draws
+    them) and the evaluate stage's timing since `started`; write the predictions into `run`. run.json is the
+    caller's to write."""
+    rows, label_names = data.eval, data.label_names
+    texts, references = list(rows["text"]), list(rows["label"])
+    chosen = pick_examples(references, base.labels, adapter.labels, config.evaluation.num_examples, seed)
+    answers = predictor.example_answers(model, texts, chosen, base, adapter)
+    evaluation = _evaluation_facts(config, label_names, references, base, adapter, seed, predictor.precision)
+    evaluation.examples = [_example(texts[i], references[i], base.labels[i], adapter.labels[i], label_names, *answers[i]) for i in chosen]
     for name, predictions in (("base", base), ("adapter", adapter)):
-        write_jsonl(run.predictions / f"{name}.jsonl", _prediction_rows(rows["row"], texts, references, predictions, data.label_names))
+        write_jsonl(run.predictions / f"{name}.jsonl", _prediction_rows(rows["row"], texts, references, predictions, label_names))
     record.evaluation = evaluation
     plots.name_plots(run, record, plots.EVALUATION_PLOTS)  # drawn by the card stage
     record.stages["evaluate"] = StageTiming(started_at=started, finished_at=_now(), seconds=(_now() - started).total_seconds())
-    run.write(record)
-    return record
 
 
 def headline(record: RunRecord) -> str:
@@ -364,7 +382,8 @@ def _pad(rows: list[list[int]], pad_id: int, *, left: bool, device) -> tuple[tor
     return ids.to(device), mask.to(device)
 
 
-def _to_device(model):
+def to_device(model):
+    """The model on the GPU when there is one (a model loaded in 4-bit is placed already)."""
     import torch
 
     if torch.cuda.is_available() and not getattr(model, "is_loaded_in_4bit", False):

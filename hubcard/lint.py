@@ -12,10 +12,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from hubcard.frontmatter import NOT_A_MAPPING, read_front_matter, split_front_matter
 from hubcard.metadata import is_hub_id, metadata_problems
 
 PLACEHOLDER = re.compile(r"\[?more information needed\]?", re.IGNORECASE)
@@ -28,9 +26,6 @@ NONE_LINK = re.compile(r"huggingface\.co/(?:(?:datasets|spaces)/)?None\b")
 # that reads None or nan is a missing fact; "None of them" in an example's text is not.
 VALUE_SEPARATORS = re.compile(r"\||\*\*|<br>|[:()\[\]`]")
 MISSING_VALUES = {"None", "nan", "NaN", "inf", "-inf"}
-# The Hub's own rule for the metadata block (huggingface_hub.repocard.REGEX_YAML_BLOCK), kept here
-# so that `render-card --check` does not import huggingface_hub's HTTP stack.
-FRONT_MATTER = re.compile(r"^(\s*---(?:\r\n|\r|\n))([\S\s]*?)((?:\r\n|\r|\n)---[ \t]*(\r\n|\n|$))")
 
 
 @dataclass(frozen=True)
@@ -99,24 +94,6 @@ def lint_card(target: str | Path) -> LintReport:
     return LintReport(source, placeholders(body, offset) + card_metadata_problems(metadata))
 
 
-def split_front_matter(text: str) -> tuple[str | None, str, int]:
-    """(the YAML metadata block or None, the Markdown body, the number of lines before the body)."""
-    match = FRONT_MATTER.match(text)
-    if match is None:
-        return None, text, 0
-    return match.group(2), text[match.end() :], match.group(0).count("\n")
-
-
-def front_matter_data(front_matter: str | None) -> dict[str, Any]:
-    """The metadata of a YAML block (`split_front_matter`'s first part); empty when there is none or it
-    is not a valid YAML mapping."""
-    try:
-        data = yaml.safe_load(front_matter) if front_matter else None
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def scan_markdown(text: str) -> Iterator[tuple[int, str, bool]]:
     """(line number from 1, line, whether the line belongs to a fenced code block, fences included)."""
     fence = None
@@ -176,15 +153,10 @@ def front_matter_problems(metadata: str | None) -> list[LintProblem]:
     (hubcard.metadata: every key's accepted values)."""
     if metadata is None:
         return [LintProblem("metadata: no YAML front matter (base_model, license, tags... are all missing)")]
-    try:
-        data = yaml.safe_load(metadata)
-    except yaml.YAMLError as error:
-        return [LintProblem(f"metadata: not valid YAML: {error}")]
-    if data is None:
-        return []
-    if not isinstance(data, dict):
-        return [LintProblem("metadata: the front matter is not a mapping of keys")]
-    return [LintProblem(f"metadata: {problem}") for problem in metadata_problems(data)]
+    front = read_front_matter(metadata)
+    if front.error is not None:
+        return [LintProblem(f"metadata: {front.error}" if front.error == NOT_A_MAPPING else f"metadata: not valid YAML: {front.error}")]
+    return [LintProblem(f"metadata: {problem}") for problem in metadata_problems(front.data)]
 
 
 def card_metadata_problems(metadata: str | None) -> list[LintProblem]:
@@ -192,14 +164,11 @@ def card_metadata_problems(metadata: str | None) -> list[LintProblem]:
     problems = front_matter_problems(metadata)
     if metadata is None:
         return problems
-    try:
-        data = yaml.safe_load(metadata) or {}
-    except yaml.YAMLError:
-        return problems
-    if isinstance(data, dict):
-        if not data.get("base_model"):
+    front = read_front_matter(metadata)
+    if front.error is None:
+        if not front.data.get("base_model"):
             problems.append(LintProblem("metadata: no base_model (the Hub id of the model the adapter was trained from)"))
-        if not data.get("license"):
+        if not front.data.get("license"):
             problems.append(LintProblem("metadata: no license"))
     return problems
 

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
+from hubcard.model_ids import is_hub_id, model_id, same_model
+
 DATA_FILE_SUFFIXES = (".csv", ".tsv", ".tab", ".json", ".jsonl", ".parquet", ".txt", ".arrow", ".zip", ".gz", ".xlsx")
 LICENSES_PAGE = "https://huggingface.co/docs/hub/repositories-licenses"
 LANGUAGE_SPECIAL_VALUES = ("code",)
@@ -104,11 +105,6 @@ def metadata_problems(metadata: Mapping[str, Any]) -> list[MetadataProblem]:
             problems += check(key, metadata[key])
     problems += _other_license_details(metadata)
     return problems
-
-
-def is_hub_id(value: str) -> bool:
-    """Whether `value` can be a Hub repo id (`name` or `namespace/name`), not a local path."""
-    return bool(HUB_ID.match(value)) and ".." not in value and not value.endswith((".gguf", ".md"))
 
 
 @functools.cache
@@ -242,16 +238,16 @@ def _check_base_model(key: str, value: Any) -> list[MetadataProblem]:
     items = list(_one_or_list(key, value))
     problems = []
     for where, item in items:
-        if not isinstance(item, str) or not is_hub_id(item):
+        if model_id(item) is None:
             problems.append(
                 MetadataProblem(
                     where,
                     f"{_shown(item)} is not a Hub model id; use the id of the model the adapter was trained from, "
-                    "`name` or `namespace/name` (never a local path)",
+                    "`namespace/name` (never a local path or folder name; `name` alone only for the Hub's legacy ids such as gpt2)",
                 )
             )
     names = [item for _, item in items if isinstance(item, str)]
-    if isinstance(value, list) and len(set(names)) != len(names):
+    if isinstance(value, list) and any(same_model(name, other) for index, name in enumerate(names) for other in names[:index]):
         problems.append(MetadataProblem(key, "lists the same model more than once; a list is for distinct models (a merge)"))
     return problems
 

@@ -339,6 +339,89 @@ def load_adapter(model: PreTrainedModel, adapter_dir: Path) -> PeftModel:
     return PeftModel.from_pretrained(model, str(adapter_dir))
 
 
+def adapter_fit_problem(model: PreTrainedModel, adapter_dir: Path) -> str | None:
+    """Why the adapter in `adapter_dir` cannot be attached to `model`, or None when it can.
+
+    Tried on a copy of `model` built on the meta device from its config (no weights, no memory), so
+    `model` itself is never touched by an adapter that does not fit: PEFT's own refusal (a layer it
+    targets that the model lacks, weights of other dimensions, an adapter_config.json it cannot read).
+    A classification head trained for another number of labels than `model` has is said in those terms.
+    """
+    import torch
+    from peft import PeftModel
+
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        skeleton = type(model)(model.config)
+    labels = _label_problem(skeleton, adapter_dir)
+    if labels is not None:
+        return labels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "copying ... to a meta parameter is a no-op": what is wanted here
+            PeftModel.from_pretrained(skeleton, str(adapter_dir))
+    except Exception as error:  # noqa: BLE001 - whatever PEFT or torch refuses, the adapter does not fit
+        return f"the adapter{_targets(adapter_dir)} does not fit {_model_name(model)}: {_whole_message(error)}"
+    return None
+
+
+def _targets(adapter_dir: Path) -> str:
+    """' (it targets q_proj, v_proj)', as adapter_config.json says, or '' when it does not say."""
+    try:
+        targets = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8")).get("target_modules")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if isinstance(targets, list) and targets:
+        return f" (it targets {', '.join(sorted(map(str, targets)))})"
+    return f" (it targets {targets})" if isinstance(targets, str) else ""
+
+
+def _label_problem(skeleton: PreTrainedModel, adapter_dir: Path) -> str | None:
+    """'the adapter's classification head has 3 outputs ...' when a head tensor the adapter saved has
+    another number of rows than the model's, where the model's has one per label."""
+    labels = getattr(skeleton.config, "num_labels", None)
+    weights = adapter_dir / "adapter_model.safetensors"
+    if not classification_heads(skeleton) or not weights.is_file() or not labels:
+        return None
+    from safetensors import safe_open
+
+    heads = tuple(f"{head}." for head in classification_heads(skeleton))
+    shapes = dict(skeleton.state_dict().items())
+    with safe_open(str(weights), "pt") as saved:
+        for key in saved.keys():
+            name = key.removeprefix("base_model.model.")
+            if name.startswith(heads) and name in shapes and shapes[name].shape[0] == labels:
+                outputs = saved.get_slice(key).get_shape()[0]
+                if outputs != labels:
+                    names = ", ".join(str(label) for label in skeleton.config.id2label.values())
+                    return (
+                        f"labels that do not match: the adapter's classification head ({name}) has {outputs} outputs, "
+                        f"the evaluation data has {labels} labels ({names})"
+                    )
+    return None
+
+
+def detach_adapter(peft_model: PeftModel) -> PreTrainedModel:
+    """The base model as it was before `load_adapter`: the adapter's layers taken out (PEFT's unload,
+    for the adapters that insert layers; prompt learning leaves the model as it was) and each module the
+    adapter trained in full (modules_to_save: the classification head) put back as it was — PEFT's
+    unload keeps the trained copy."""
+    from peft.utils.other import AuxiliaryTrainingWrapper
+
+    model = peft_model.get_base_model()
+    originals = [(name, module.original_module) for name, module in model.named_modules() if isinstance(module, AuxiliaryTrainingWrapper)]
+    if hasattr(peft_model.base_model, "unload"):
+        model = peft_model.base_model.unload()
+    for name, original in originals:
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, original)
+    return model
+
+
+def _model_name(model: PreTrainedModel) -> str:
+    return str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
+
+
 # --- facts for the card -----------------------------------------------------------------------
 
 
@@ -497,7 +580,7 @@ def _gguf_source(gguf: Path) -> ModelSource:
 
 def dequantized_gguf(gguf: Path) -> Path:
     """A transformers checkpoint (float32 weights, tokenizer) of a .gguf file, converted once and cached."""
-    digest = _sha256(gguf)
+    digest = file_sha256(gguf)
     folder = cache_dir() / "gguf" / digest[:32]
     if (folder / GGUF_METADATA_FILE).is_file():
         return folder
@@ -553,7 +636,8 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, in hex (for an LFS file: its oid on the Hub)."""
     digest = hashlib.sha256()
     with path.open("rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):

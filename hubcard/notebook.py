@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hubcard import environment, plots
-from hubcard.config import TASK_TO_PEFT_TASK_TYPE, Config, DataSection, HubSection, validate_config
+from hubcard.config import PEFT_TASK_TO_TASK, Config, DataSection, HubSection, validate_config
 from hubcard.data import load_data
 from hubcard.errors import HubcardError, RunDirError
 from hubcard.models import LoadedModel, adapter_facts, base_model_hub_id, model_facts, resolve_source
@@ -52,7 +52,6 @@ environment.set_thread_defaults()  # where the notebook has not imported torch y
 
 EVAL_FILE = "eval.jsonl"
 NOTEBOOK_SECTIONS = ("model", "task", "data", "evaluation", "card", "hub")
-PEFT_TASK_TO_TASK = {peft: task for task, peft in TASK_TO_PEFT_TASK_TYPE.items()}
 
 
 def document_adapter(

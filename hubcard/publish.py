@@ -26,12 +26,23 @@ Publishing again is cheap: a file whose size and sha256 (LFS) or git blob id mat
 uploaded, and when nothing differs no commit is made. Failures leave the run directory as it was
 (RUN_DIR/repo aside, rebuilt each time); running `hubcard publish RUN_DIR` again finishes the job.
 
+Publishing again keeps what a person changed on the Hub. The manifest records what hubcard uploaded:
+each file's sha256 and git blob id, and a record of its card's sections and metadata values
+(hubcard.merge). A README.md edited on the Hub since is merged (a person's added or rewritten sections
+and keys kept word for word, hubcard's own updated); any other file hubcard uploaded that was changed
+on the Hub is kept as it is, not replaced nor deleted. The plan names each such file `edited on the
+Hub` with what is kept; `force` replaces them all.
+
+A pull request (`hub.create_pr`) goes through hubcard.pulls.propose: publishing again updates hubcard's
+own pull request instead of opening another, and opens none when the branch already holds the run.
+
 huggingface_hub is the only Hub library used here; torch, transformers and peft are not imported.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 import shutil
 from collections.abc import Mapping
@@ -62,7 +73,11 @@ from hubcard.hub import (
     upload_failure,
     with_retries,
 )
-from hubcard.lint import front_matter_problems, is_hub_id, split_front_matter
+from hubcard.lint import front_matter_problems, split_front_matter
+from hubcard.merge import CardRecord, merge_card, record_card
+from hubcard.model_ids import model_id
+from hubcard.pulls import Proposal, propose, same_content
+from hubcard.repos import read_file
 from hubcard.rundir import PublishFacts, RunDir, RunRecord, holding_run_dir, temporary_folder, write_text_atomic
 from hubcard.secrets import MASK, current_token, files_with_tokens
 
@@ -85,7 +100,11 @@ WRITE_ROLES = ("admin", "write", "contributor")
 OPTIONS = {"repo_id": "--repo-id", "revision": "--revision"}
 """The `hubcard publish` options that name a HubSection field, for the command that finishes a publish."""
 
-Status = Literal["added", "changed", "unchanged", "deleted", "unknown"]
+LFS_FROM = 10 * 1000 * 1000
+"""Bytes from which the Hub stores any file in LFS (by its sha256; its git blob id is the pointer's)."""
+
+Status = Literal["added", "changed", "unchanged", "deleted", "edited on the Hub", "unknown"]
+STATUSES: tuple[Status, ...] = ("added", "changed", "unchanged", "deleted", "edited on the Hub", "unknown")
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,51 @@ class FileChange:
     path: str
     size: int
     status: Status
+    kept: tuple[str, ...] = ()
+    """For a file `edited on the Hub`: what of the Hub's version is kept."""
+    merged: bool = False
+    """README.md edited on the Hub and merged: the merged card is uploaded."""
+
+    @property
+    def sent(self) -> bool:
+        """Whether the commit adds, replaces or deletes this file."""
+        return self.status in ("added", "changed", "deleted") or self.merged
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A file as hubcard uploaded it (in its manifest)."""
+
+    sha256: str
+    size: int
+    blob_id: str | None
+    """Its git blob id; None for a file the Hub keeps in LFS whatever its name (LFS_FROM bytes and more)."""
+
+    def holds(self, remote: RepoFile) -> bool:
+        """Whether the repo's file is still the one hubcard uploaded."""
+        if remote.lfs is not None:
+            return remote.lfs.sha256 == self.sha256 and remote.lfs.size == self.size
+        return remote.blob_id == self.blob_id and remote.size == self.size
+
+    @classmethod
+    def of(cls, content: bytes | Path) -> FileRecord:
+        if isinstance(content, Path):
+            with content.open("rb") as handle:
+                sha256 = sha_fileobj(handle).hex()
+            size = content.stat().st_size
+            data = content.read_bytes() if size < LFS_FROM else None
+        else:
+            sha256, size, data = sha_fileobj(io.BytesIO(content)).hex(), len(content), content
+        return cls(sha256, size, git_hash(data) if data is not None else None)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What hubcard uploaded to a repo (.hubcard/manifest.json)."""
+
+    files: dict[str, FileRecord | None]
+    """Path -> the file as uploaded; None when the manifest is older than the records (paths only)."""
+    card: CardRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -101,8 +165,8 @@ class RemoteState:
     """The commit the plan compares with: the head of the branch (of main, for a branch not created yet)."""
     files: dict[str, RepoFile]
     """The repo's files among the view's paths and the manifest's."""
-    manifest: list[str]
-    """The files hubcard wrote there before."""
+    manifest: Manifest
+    """What hubcard wrote there before."""
     private: bool | None = None
 
 
@@ -127,10 +191,12 @@ class PublishOutcome:
     """Dry run: why the plan could not be compared with the repo, if it could not."""
     published: PublishFacts | None = None
     checked: Preflight | None = None
+    proposal: Proposal | None = None
+    """What became of hubcard's pull request (hub.create_pr)."""
 
     @property
     def up_to_date(self) -> bool:
-        return all(change.status == "unchanged" for change in self.changes)
+        return not any(change.sent for change in self.changes)
 
     def summary(self) -> str:
         counts = _counts(self.changes)
@@ -138,13 +204,32 @@ class PublishOutcome:
             return self._plan_summary(counts)
         where = f"{self.repo_id} (branch {self.revision})"
         assert self.published is not None
-        if self.up_to_date:
-            return f"{where} is already up to date: nothing uploaded, no commit made.\nCommit: {self.published.commit_url}"
-        if self.published.pull_request_url:
-            lines = [f"Opened a pull request against {where}: {counts}.", f"Pull request: {self.published.pull_request_url}"]
+        kept = self._kept()
+        if self.proposal is not None:
+            number = f"#{self.proposal.number}"
+            said = {
+                "nothing to change": f"{where} already holds this run: no pull request opened, no commit made."
+                + (f" hubcard's stale pull request #{', #'.join(map(str, self.proposal.closed))} closed." if self.proposal.closed else ""),
+                "opened": f"Opened a pull request against {where}: {counts}.",
+                "updated": f"Updated hubcard's pull request {number} against {where}: {counts}.",
+                "up to date": f"hubcard's pull request {number} against {where} already holds this run: nothing uploaded.",
+            }[self.proposal.action]
+            lines = [said] + ([f"Pull request: {self.proposal.url}"] if self.proposal.url else [])
+        elif self.up_to_date:
+            lines = [f"{where} is already up to date: nothing uploaded, no commit made.", f"Commit: {self.published.commit_url}"]
         else:
             lines = [f"Published {where} in one commit: {counts}.", f"Commit: {self.published.commit_url}"]
-        return "\n".join([*lines, f"Repo: {self.url}"])
+        return "\n".join([*lines, *kept, f"Repo: {self.url}"])
+
+    def _kept(self) -> list[str]:
+        """What was kept of the files edited on the Hub, one line each."""
+        edited = [change for change in self.changes if change.status == "edited on the Hub"]
+        if not edited:
+            return []
+        lines = [f"Kept what was edited on the Hub ({'--force replaces it' if self.dry_run else 'publish --force replaces it'}):"]
+        for change in edited:
+            lines += [f"  {change.path}: {item}" for item in change.kept]
+        return lines
 
     def _plan_summary(self, counts: str) -> str:
         reason = self.checked.dry_run_reason if self.checked else None
@@ -157,10 +242,10 @@ class PublishOutcome:
         if self.note:
             lines.append(self.note)
         width = max((len(change.path) for change in self.changes), default=0)
-        lines += [f"  {change.status:9}  {change.path:{width}}  {do_filesizeformat(change.size):>9}" for change in self.changes]
+        lines += [f"  {change.status:17}  {change.path:{width}}  {do_filesizeformat(change.size):>9}" for change in self.changes]
         total = sum(change.size for change in self.changes if change.status != "deleted")
         lines.append(f"{len(self.changes)} files, {do_filesizeformat(total)}: {counts}. The repo view is in {self.view}.")
-        return "\n".join(lines)
+        return "\n".join(lines + self._kept())
 
 
 # --- before anything starts -------------------------------------------------------------------------
@@ -276,7 +361,12 @@ def _visibility_differs(repo_id: str, private: bool) -> str:
 
 @holding_run_dir
 def publish_run(
-    run_dir: str | Path, *, dry_run: bool = False, hub: Mapping[str, Any] | None = None, base_model: str | None = None
+    run_dir: str | Path,
+    *,
+    dry_run: bool = False,
+    hub: Mapping[str, Any] | None = None,
+    base_model: str | None = None,
+    force: bool = False,
 ) -> PublishOutcome:
     """Publish the run in `run_dir` (see the module's docstring).
 
@@ -284,8 +374,9 @@ def publish_run(
     commit_message) that override the `hub` section recorded in run.json. `base_model`: the Hub id of
     the base model, for a run that does not know it (recorded in run.json once published).
     `dry_run`: build the repo view in RUN_DIR/repo and compare it with the repo where the Hub can be
-    reached; upload nothing (no token needed). Raises PublishError saying what to do; the run
-    directory is left as it was (RUN_DIR/repo aside).
+    reached; upload nothing (no token needed). `force`: replace the files edited on the Hub since
+    hubcard uploaded them (by default they are kept, README.md merged). Raises PublishError saying
+    what to do; the run directory is left as it was (RUN_DIR/repo aside).
     """
     run = RunDir(run_dir)
     record = run.read()
@@ -308,26 +399,28 @@ def publish_run(
     url = f"{api.endpoint}/{target.repo_id}" if target.repo_id else None
     if checked.dry_run_reason is not None:
         with patient_client():
-            changes, note = _dry_run_plan(api, target, view)
+            changes, note = _dry_run_plan(api, target, view, card_text, force)
         notes = "\n".join(filter(None, [note, None if facts.base_model else _no_base_model_id(run, facts)]))
         return PublishOutcome(target.repo_id, revision, run.repo_view, changes, True, url, notes or None, checked=checked)
     assert target.repo_id is not None and url is not None
     created = _Created()
     with patient_client():
         try:
-            changes, commit, remote = with_retries(
-                lambda: _sync(api, target, view, _commit_message(target, facts), _commit_description(upcoming, facts), rerun, created),
+            changes, commit, remote, proposal = with_retries(
+                lambda: _sync(
+                    api, target, view, _commit_message(target, facts), _commit_description(upcoming, facts), rerun, created,
+                    card_text=card_text, force=force,
+                ),
                 what=f"publishing to {target.repo_id}",
-                safe_to_repeat=not target.create_pr,
-            )
+            )  # fmt: skip (safe to repeat: a pull request goes through pulls.propose, which finds the one a lost answer opened)
         except (PublishError, *HUB_ERRORS) as error:
             undone = _undo(api, target.repo_id, created)
             failure = error if isinstance(error, PublishError) else hub_error(error, repo_id=target.repo_id, rerun=rerun)
             raise PublishError(f"{failure} {undone}".strip()) from error
-    published = _record_publish(run, upcoming, target, url, commit, remote)
+    published = _record_publish(run, upcoming, target, url, commit, remote, proposal)
     if rendered:
         write_text_atomic(run.card, card_text)
-    return PublishOutcome(target.repo_id, revision, run.repo_view, changes, False, url, published=published, checked=checked)
+    return PublishOutcome(target.repo_id, revision, run.repo_view, changes, False, url, published=published, checked=checked, proposal=proposal)
 
 
 def metadata_problems(card_text: str) -> list[str]:
@@ -382,7 +475,7 @@ def _with_base_model(record: RunRecord, base_model: str | None) -> RunRecord:
     """The record with the base model's Hub id the user gave (`--base-model`, `base_model=`)."""
     if base_model is None:
         return record
-    if not is_hub_id(base_model):
+    if model_id(base_model) is None:
         raise PublishError(f"--base-model {base_model}: not a Hub model id (owner/name)")
     if record.model is None:
         raise PublishError("run.json records no base model: train the run first (`hubcard train CONFIG`)")
@@ -410,8 +503,8 @@ def build_view(run: RunDir, record: RunRecord, facts: CardFacts, card_text: str)
     if record.evaluation is not None:
         contents[EVAL_RESULTS] = (json.dumps(record.evaluation.model_dump(mode="json"), indent=2) + "\n").encode()
     contents[CONFIG] = config_yaml(record.config).encode("utf-8")
-    manifest = {"about": MANIFEST_ABOUT, "files": sorted(contents)}
-    contents[MANIFEST] = (json.dumps(manifest, indent=2) + "\n").encode()
+    files = {path: FileRecord.of(content) for path, content in sorted(contents.items())}
+    contents[MANIFEST] = _manifest_json(Manifest(files, record_card(card_text)))
     run.path.mkdir(parents=True, exist_ok=True)
     staging = temporary_folder(run.path, ".repo-")
     try:
@@ -519,35 +612,77 @@ def _refuse_tokens(run: RunDir, token: str | None) -> None:
 # --- the plan -----------------------------------------------------------------------------------------
 
 
-def plan(view: dict[str, Path], remote: RemoteState) -> list[FileChange]:
+def plan(view: dict[str, Path], remote: RemoteState, kept: Mapping[str, tuple[str, ...]] | None = None) -> list[FileChange]:
     """Each file of the view as added, changed or unchanged against the repo, then the files hubcard
-    wrote before that the view no longer has, as deleted."""
-    changes = [FileChange(path, file.stat().st_size, _status(file, remote.files.get(path))) for path, file in view.items()]
-    gone = [path for path in remote.manifest if path not in view and path in remote.files]
-    return changes + [FileChange(path, remote.files[path].size, "deleted") for path in gone]
+    wrote before that the view no longer has, as deleted; a file of `kept` (path -> what of the Hub's
+    version is kept: `their_edits`) is `edited on the Hub` instead, sent only when it is README.md and
+    the merged card differs from the Hub's."""
+    kept = kept or {}
+    changes = []
+    for path, file in view.items():
+        status = _status(file, remote.files.get(path))
+        if path in kept:
+            changes.append(FileChange(path, file.stat().st_size, "edited on the Hub", kept[path], merged=path == CARD and status != "unchanged"))
+        else:
+            changes.append(FileChange(path, file.stat().st_size, status))
+    for path in remote.manifest.files:
+        if path not in view and path in remote.files:
+            size = remote.files[path].size
+            changes.append(FileChange(path, size, "edited on the Hub", kept[path]) if path in kept else FileChange(path, size, "deleted"))
+    return changes
 
 
 def _status(file: Path, remote: RepoFile | None) -> Status:
     if remote is None:
         return "added"
-    size = file.stat().st_size
-    if remote.lfs is not None:
-        with file.open("rb") as handle:
-            same = remote.lfs.size == size and remote.lfs.sha256 == sha_fileobj(handle).hex()
-    else:
-        same = remote.size == size and remote.blob_id == git_hash(file.read_bytes())
-    return "unchanged" if same else "changed"
+    return "unchanged" if same_content(CommitOperationAdd(file.name, file), remote) else "changed"
 
 
-NO_REPO = RemoteState("", {}, [])
+def their_edits(api: HfApi, repo_id: str, view: dict[str, Path], remote: RemoteState, card_text: str) -> dict[str, tuple[str, ...]]:
+    """The files of the repo hubcard uploaded that were changed on the Hub since, and what is kept of
+    each (path -> lines): README.md merged with hubcard's new card (`card_text`, hubcard.merge; the view's
+    README.md becomes the merged card), any other file kept as it is. The view's manifest is written
+    again: a kept file keeps its old record, so that the next publish keeps it too. Reads README.md from
+    the Hub when it differs from hubcard's card."""
+    kept: dict[str, tuple[str, ...]] = {}
+    theirs = remote.files.get(CARD)
+    card = card_text
+    if theirs is not None and not same_content(CommitOperationAdd(CARD, card_text.encode("utf-8")), theirs):
+        their_card = read_file(api, repo_id, CARD, revision=remote.head).decode("utf-8-sig")
+        merged = merge_card(card_text, their_card, remote.manifest.card)
+        if merged.kept:
+            card, kept[CARD] = merged.text, tuple(merged.kept)
+    view[CARD].write_bytes(card.encode("utf-8"))
+    for path, record in remote.manifest.files.items():
+        found = remote.files.get(path)
+        if path in (CARD, MANIFEST) or record is None or found is None or record.holds(found):
+            continue
+        if path not in view or not same_content(CommitOperationAdd(path, view[path]), found):
+            kept[path] = ("the whole file, as changed on the Hub",)
+    files = {path: record for path, record in _parse_manifest(view[MANIFEST].read_text(encoding="utf-8")).files.items() if path not in kept}
+    files |= {path: remote.manifest.files[path] for path in kept if path != CARD} | {CARD: FileRecord.of(card.encode("utf-8"))}
+    view[MANIFEST].write_bytes(_manifest_json(Manifest(dict(sorted(files.items())), record_card(card_text))))
+    return kept
+
+
+def _manifest_json(manifest: Manifest) -> bytes:
+    files = {
+        path: None if record is None else {"sha256": record.sha256, "size": record.size, "blob_id": record.blob_id}
+        for path, record in manifest.files.items()
+    }
+    card = manifest.card.to_json() if manifest.card is not None else None
+    return (json.dumps({"about": MANIFEST_ABOUT, "files": files, "card": card}, indent=2) + "\n").encode()
+
+
+NO_REPO = RemoteState("", {}, Manifest({}))
 """What a repo that does not exist yet holds."""
 
 
 def _remote_state(api: HfApi, repo_id: str, revision: str, paths: list[str]) -> RemoteState:
     head = api.model_info(repo_id, revision=revision, timeout=request_timeout())
     names = {sibling.rfilename for sibling in head.siblings or []}
-    manifest = _read_manifest(api, repo_id, head.sha) if MANIFEST in names else []
-    wanted = sorted(names & {*paths, *manifest})
+    manifest = _read_manifest(api, repo_id, head.sha) if MANIFEST in names else Manifest({})
+    wanted = sorted(names & {*paths, *manifest.files})
     files = api.get_paths_info(repo_id, wanted, revision=head.sha) if wanted else []
     return RemoteState(head.sha, {file.path: file for file in files if isinstance(file, RepoFile)}, manifest, head.private)
 
@@ -563,28 +698,46 @@ def _branch_state(api: HfApi, repo_id: str, revision: str, paths: list[str]) -> 
         return NO_REPO, False, False
 
 
-def _read_manifest(api: HfApi, repo_id: str, commit: str) -> list[str]:
-    path = Path(api.hf_hub_download(repo_id, MANIFEST, revision=commit))
+def _read_manifest(api: HfApi, repo_id: str, commit: str) -> Manifest:
+    """The manifest at `commit`: its records, or the paths alone of an older manifest; nothing for one
+    that is not hubcard's to trust (then nothing is deleted, nothing known as edited)."""
+    return _parse_manifest(Path(api.hf_hub_download(repo_id, MANIFEST, revision=commit)).read_text(encoding="utf-8"))
+
+
+def _parse_manifest(text: str) -> Manifest:
     try:
-        files = json.loads(path.read_text(encoding="utf-8")).get("files", [])
+        data = json.loads(text)
+        files = data.get("files", [])
     except (ValueError, AttributeError):
-        return []  # not ours to trust: delete nothing
-    return [file for file in files if isinstance(file, str)]
+        return Manifest({})
+    if isinstance(files, list):
+        return Manifest({file: None for file in files if isinstance(file, str)})
+    records = {}
+    for name, record in files.items() if isinstance(files, dict) else ():
+        try:
+            records[name] = FileRecord(str(record["sha256"]), int(record["size"]), record.get("blob_id"))
+        except (TypeError, KeyError, ValueError):
+            records[name] = None
+    return Manifest(records, CardRecord.from_json(data.get("card")))
 
 
-def _dry_run_plan(api: HfApi, target: HubSection, view: dict[str, Path]) -> tuple[list[FileChange], str | None]:
-    """The plan against the repo if it can be read (a branch to be created is compared with main)."""
+def _dry_run_plan(
+    api: HfApi, target: HubSection, view: dict[str, Path], card_text: str, force: bool
+) -> tuple[list[FileChange], str | None]:
+    """The plan against the repo if it can be read (a branch to be created is compared with main), with
+    the files edited on the Hub (unless `force`)."""
     if target.repo_id is None:
         return [FileChange(path, file.stat().st_size, "added") for path, file in view.items()], None
     try:
         remote, exists, _ = _branch_state(api, target.repo_id, target.revision or "main", list(view))
+        kept = their_edits(api, target.repo_id, view, remote, card_text) if exists and not force else {}
     except HUB_ERRORS as error:
         unknown = [FileChange(path, file.stat().st_size, "unknown") for path, file in view.items()]
         return unknown, f"The repo could not be read to compare ({short_reason(error)}): what would change is unknown."
     if not exists:
         return plan(view, remote), f"{target.repo_id} does not exist yet (or this token cannot see it): every file is new."
     differs = target.private is not None and remote.private is not None and remote.private != target.private
-    return plan(view, remote), _visibility_differs(target.repo_id, remote.private) if differs else None
+    return plan(view, remote, kept), _visibility_differs(target.repo_id, remote.private) if differs else None
 
 
 # --- the commit -------------------------------------------------------------------------------------
@@ -601,26 +754,33 @@ class _Created:
 
 
 def _sync(
-    api: HfApi, target: HubSection, view: dict[str, Path], message: str, description: str, rerun: str, created: _Created
-) -> tuple[list[FileChange], CommitInfo | None, RemoteState]:
-    """One attempt: plan against the branch's head, and when there is something to commit, have the Hub
-    validate a new card, create the repo and the branch if they are missing (recorded in `created`),
-    upload what is missing, commit.
-    Returns the plan, the commit (None when nothing changed) and the repo as it was before it."""
+    api: HfApi,
+    target: HubSection,
+    view: dict[str, Path],
+    message: str,
+    description: str,
+    rerun: str,
+    created: _Created,
+    *,
+    card_text: str,
+    force: bool,
+) -> tuple[list[FileChange], CommitInfo | None, RemoteState, Proposal | None]:
+    """One attempt: plan against the branch's head (keeping what was edited on the Hub, unless `force`),
+    and when there is something to commit, have the Hub validate a new card, create the repo and the
+    branch if they are missing (recorded in `created`), upload what is missing, commit — or, with
+    `create_pr`, propose it through hubcard's pull request.
+    Returns the plan, the commit (None when none was made), the repo as it was before it, and what
+    became of the pull request."""
     assert target.repo_id is not None
     repo_id, revision = target.repo_id, target.revision or "main"
     remote, exists, branch_exists = _branch_state(api, repo_id, revision, list(view))
     if exists and target.private is not None and remote.private is not None and remote.private != target.private:
         raise PublishError(_visibility_differs(repo_id, remote.private))
-    changes = plan(view, remote)
-    operations = [
-        CommitOperationAdd(change.path, view[change.path]) if change.status != "deleted" else CommitOperationDelete(change.path)
-        for change in changes
-        if change.status != "unchanged"
-    ]
-    if not operations:
-        return changes, None, remote
-    if any(change.path == CARD and change.status != "unchanged" for change in changes):
+    changes = plan(view, remote, their_edits(api, repo_id, view, remote, card_text) if exists and not force else {})
+    sent = [change for change in changes if change.sent]
+    if not sent and not (target.create_pr and exists):
+        return changes, None, remote, None
+    if any(change.path == CARD for change in sent):
         _validate_card(api, view[CARD].read_text(encoding="utf-8"), repo_id)  # before anything changes on the Hub
     if not exists:
         _create_repo(api, target, created)
@@ -628,25 +788,36 @@ def _sync(
     if not branch_exists and revision != "main":
         api.create_branch(repo_id, branch=revision, exist_ok=True)
         created.branch = created.branch or revision
-    additions = [operation for operation in operations if isinstance(operation, CommitOperationAdd)]
-    try:
-        api.preupload_lfs_files(repo_id, additions=additions, revision=revision, create_pr=target.create_pr)
-    except (OSError, *HUB_ERRORS) as error:
-        failure = upload_failure(error)
-        if isinstance(failure, XetError):
-            raise failure from error
-        # Retried by huggingface_hub itself: a failure here is final for this run.
-        raise hub_error(error, repo_id=repo_id, rerun=rerun) from error
+
+    def upload(additions: list[CommitOperationAdd], to: str, create_pr: bool) -> None:
+        try:
+            api.preupload_lfs_files(repo_id, additions=additions, revision=to, create_pr=create_pr)
+        except (OSError, *HUB_ERRORS) as error:
+            failure = upload_failure(error)
+            if isinstance(failure, XetError):
+                raise failure from error
+            # Retried by huggingface_hub itself: a failure here is final for this run.
+            raise hub_error(error, repo_id=repo_id, rerun=rerun) from error
+
+    if target.create_pr:  # the whole view, so that hubcard's pull request holds all of it (propose sends what differs)
+        whole = [change for change in changes if change.status != "edited on the Hub" or change.merged]
+        proposal = propose(api, repo_id, _operations(whole, view), kind="publish", title=message, description=description, branch=revision, upload=upload)
+        return changes, proposal.commit, remote, proposal
+    operations = _operations(sent, view)
+    upload([operation for operation in operations if isinstance(operation, CommitOperationAdd)], revision, False)
     commit = api.create_commit(
         repo_id,
         operations,
         commit_message=message,
         commit_description=description,
         revision=revision,
-        create_pr=target.create_pr,
         parent_commit=remote.head,
     )
-    return changes, commit, remote
+    return changes, commit, remote, None
+
+
+def _operations(changes: list[FileChange], view: dict[str, Path]) -> list[CommitOperationAdd | CommitOperationDelete]:
+    return [CommitOperationDelete(change.path) if change.status == "deleted" else CommitOperationAdd(change.path, view[change.path]) for change in changes]
 
 
 def _create_repo(api: HfApi, target: HubSection, created: _Created) -> None:
@@ -704,14 +875,26 @@ def _commit_description(record: RunRecord, facts: CardFacts) -> str:
 
 
 def _record_publish(
-    run: RunDir, upcoming: RunRecord, target: HubSection, url: str, commit: CommitInfo | None, remote: RemoteState
+    run: RunDir,
+    upcoming: RunRecord,
+    target: HubSection,
+    url: str,
+    commit: CommitInfo | None,
+    remote: RemoteState,
+    proposal: Proposal | None,
 ) -> PublishFacts:
     """Write into run.json where the run is published (the target in the config's hub section, and the
-    publish facts), unless it already says so."""
+    publish facts: hubcard's pull request, when there is one), unless it already says so."""
     assert target.repo_id is not None
-    revision = (commit.pr_revision if commit else None) or target.revision or "main"
-    head = commit.oid if commit else remote.head
+    pull = proposal.number if proposal is not None else None
+    revision = f"refs/pr/{pull}" if pull is not None else target.revision or "main"
     previous = run.read().publish
+    if commit is not None:
+        head = commit.oid
+    elif pull is not None and previous is not None and (previous.repo_id, previous.revision) == (target.repo_id, revision):
+        head = previous.commit_oid  # hubcard's pull request already held the run
+    else:
+        head = remote.head
     if commit is None and previous and (previous.repo_id, previous.revision, previous.commit_oid) == (target.repo_id, revision, head):
         return previous
     facts = PublishFacts(
@@ -720,7 +903,7 @@ def _record_publish(
         revision=revision,
         commit_oid=head,
         commit_url=commit.commit_url if commit else f"{url}/commit/{head}",
-        pull_request_url=commit.pr_url if commit else None,
+        pull_request_url=proposal.url if proposal is not None else None,
         private=target.private if remote.private is None else remote.private,
         published_at=datetime.now(timezone.utc),
     )
@@ -729,6 +912,5 @@ def _record_publish(
 
 
 def _counts(changes: list[FileChange]) -> str:
-    statuses: list[Status] = ["added", "changed", "unchanged", "deleted", "unknown"]
-    counted = [(status, sum(change.status == status for change in changes)) for status in statuses]
+    counted = [(status, sum(change.status == status for change in changes)) for status in STATUSES]
     return ", ".join(f"{count} {status}" for status, count in counted if count)

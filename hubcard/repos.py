@@ -22,12 +22,14 @@ commands that use `selection_options` answer --help at once.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import io
 import json
 import logging
 import re
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -96,6 +98,11 @@ class Selection:
     roster: Path | None = None
     filter: str | None = None
     revision: str | None = None
+
+    @property
+    def names_repos(self) -> bool:
+        """Whether any repo was asked for (REPO_IDs, --author or --roster)."""
+        return bool(self.repo_ids or self.authors or self.roster is not None)
 
 
 @dataclass(frozen=True)
@@ -331,6 +338,24 @@ def run(action: Action, targets: Sequence[Target], *, jobs: int = DEFAULT_JOBS) 
     return [row for row in rows if row is not None]
 
 
+def mark_duplicates(rows: Sequence[Row], status_of: Callable[[Mapping[str, Any]], Status]) -> list[Row]:
+    """Each checked row's `duplicate_of`: the other checked rows whose `adapter_sha256` field is the same
+    (byte-identical adapter weights), and its status again by `status_of(fields)`."""
+    owners: dict[str, list[str]] = {}
+    for row in rows:
+        if row.status != "error" and row.fields.get("adapter_sha256"):
+            owners.setdefault(row.fields["adapter_sha256"], []).append(row.target.repo_id)
+    marked = []
+    for row in rows:
+        if row.status == "error":
+            marked.append(row)
+            continue
+        others = [repo_id for repo_id in owners.get(row.fields.get("adapter_sha256") or "", []) if repo_id != row.target.repo_id]
+        fields = {**row.fields, "duplicate_of": others}
+        marked.append(dataclasses.replace(row, fields=fields, status=status_of(fields)))
+    return marked
+
+
 def exit_code(rows: Iterable[Row]) -> int:
     """EXIT_UNCHECKED if a repo could not be checked, else EXIT_PROBLEMS if one has problems, else EXIT_OK."""
     statuses = {row.status for row in rows}
@@ -398,18 +423,20 @@ def _csv(action: Action, rows: Sequence[Row]) -> str:
 
 
 def _table(action: Action, rows: Sequence[Row]) -> str:
-    roster = [Column(name, 14, lambda row, name=name: row.target.roster.get(name, "")) for name in _roster_columns(rows)]
+    """One line per repo; the repo id and the roster's columns are never cut (the line grows past
+    TABLE_WIDTH instead), and an error is printed whole, indented on the lines under its row."""
+    roster = [Column(name, 10_000, lambda row, name=name: row.target.roster.get(name, "")) for name in _roster_columns(rows)]
     columns = [*roster, Column("status", 8, lambda row: row.status), *action.columns()]
     checked = [row for row in rows if row.status != "error"]
-    widths = [min(column.width, max([len(column.header), *(len(column.cell(row)) for row in checked)])) for column in columns]
-    longest = max([4, *(len(row.target.repo_id) for row in rows)])
-    widths.insert(0, max(12, min(longest, TABLE_WIDTH - sum(width + 1 for width in widths))))
+    widths = [max([len(column.header), *(len(column.cell(row)) for row in (rows if column in roster else checked))]) for column in columns]
+    widths = [width if column in roster else min(column.width, width) for column, width in zip(columns, widths)]
+    widths.insert(0, max([4, *(len(row.target.repo_id) for row in rows)]))
     lines = [_line(["repo", *(column.header for column in columns)], widths)]
     for row in rows:
         cells = [row.target.repo_id, *(column.cell(row) for column in roster), row.status]
         if row.status == "error":
-            used = sum(widths[: len(cells)]) + len(cells)
-            lines.append(_line(cells, widths[: len(cells)]) + " " + _fit(row.error or "", TABLE_WIDTH - used))
+            lines.append(_line(cells, widths[: len(cells)]))
+            lines += textwrap.wrap(row.error or "", TABLE_WIDTH, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False)
         else:
             lines.append(_line([*cells, *(column.cell(row) for column in columns[len(roster) + 1 :])], widths))
     return "\n".join([*lines, "", summary(rows), *action.legend()]) + "\n"

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hubcard.config import did_you_mean, pydantic_problems
+from hubcard.config import did_you_mean, pydantic_problems, line_of
 from hubcard.errors import ConfigError, ConfigProblem
 from hubcard.sections import heading_key
 
@@ -107,27 +107,11 @@ def load_rubric(path: str | Path) -> Rubric:
             if item["type"] == "extra_forbidden":  # the did-you-mean of the model the key is in
                 model = SectionRule if item["loc"][0] == "sections" else Rubric
                 message = "unknown key" + did_you_mean(str(item["loc"][-1]), model.model_fields)
-            problems.append(ConfigProblem(_where(problem.path.lstrip("."), node, item["loc"]), message))
+            path = problem.path.lstrip(".")
+            problems.append(ConfigProblem(f"{path} (line {line_of(node, path) or 1})", message))
     if problems:
         raise ConfigError(problems, source, kind="rubric")
     return rubric
-
-
-def _where(path: str, node: yaml.Node, location: tuple[Any, ...]) -> str:
-    """`path` with the 1-based line of the deepest node of `location` the file has."""
-    line = node.start_mark.line + 1
-    for part in location:
-        if isinstance(node, yaml.MappingNode):
-            found = next(((key, value) for key, value in node.value if key.value == part), None)
-            if found is None:
-                break
-            line, node = found[0].start_mark.line + 1, found[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return f"{path} (line {line})"
 
 
 def _duplicate_keys(node: yaml.Node, path: str = "") -> list[ConfigProblem]:

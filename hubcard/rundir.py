@@ -251,6 +251,23 @@ class PublishFacts(Record):
     published_at: datetime
 
 
+class HubAdapterFacts(Record):
+    """Where an adapter evaluated from the Hub (`hubcard evaluate --repo`) came from: it was not trained here."""
+
+    repo_id: str
+    commit: str
+    """The commit whose adapter was evaluated."""
+    commit_date: datetime | None = None
+    revision: str | None = None
+    """The branch, tag or commit asked for (--revision); None: the default branch."""
+    before: datetime | None = None
+    """--before: the commit is the last one on the branch at or before this moment (a deadline)."""
+    weights_file: str
+    weights_sha256: str
+    base_model_from: Literal["adapter_config.json", "roster", "--base-model"]
+    """Where the base model's Hub id came from."""
+
+
 class RunRecord(Record):
     """run.json: every fact the card needs, filled stage by stage."""
 
@@ -258,7 +275,8 @@ class RunRecord(Record):
     hubcard_version: str
     trained_by: Literal["hubcard", "your code"] = "hubcard"
     """hubcard (`hubcard train`: the config repeats the run), or the user's own code (a notebook's
-    adapter that hubcard documented: its config evaluates, it does not train)."""
+    adapter that hubcard documented, an adapter from the Hub that `hubcard evaluate --repo` evaluated:
+    its config evaluates, it does not train)."""
     created_at: datetime
     config: dict[str, Any]
     """The redacted config: what the user wrote, after overrides, with no secret."""
@@ -276,6 +294,8 @@ class RunRecord(Record):
     plots: dict[str, str] = {}
     """Plot name ('loss', 'confusion_base', 'confusion_adapter') -> path relative to the run directory."""
     publish: PublishFacts | None = None
+    hub_adapter: HubAdapterFacts | None = None
+    """Set for an adapter evaluated from the Hub: its repo and commit."""
 
 
 class RunDir:

@@ -35,12 +35,26 @@ from typing import AbstractSet, Literal
 
 
 from hubcard.errors import CardError
-from hubcard.lint import HEADING, PLACEHOLDER, front_matter_data, scan_markdown, split_front_matter
+from hubcard.frontmatter import front_matter_data, split_front_matter
+from hubcard.lint import HEADING, PLACEHOLDER, scan_markdown
 
 SectionState = Literal["written", "generated", "template", "missing", "to write"]
 TO_WRITE_MARKER = "<!-- hubcard:to-write -->"
 STATE_ORDER: tuple[SectionState, ...] = ("written", "to write", "generated", "template")
 """What a section holding lines of several kinds is: the first of these it holds."""
+TO_WRITE: dict[str, str] = {
+    "Uses": (
+        "**To write:** who is this adapter for, and for what? Say what it does (the task, the kind of text, the "
+        "language) and what it should not be used for."
+    ),
+    "Bias, Risks, and Limitations": (
+        "**To write:** where does this adapter go wrong? Say what its training data leaves out, the mistakes you "
+        "saw, and the biases it may take from its base model and data."
+    ),
+    "Recommendations": "**To write:** what should someone who uses this adapter do about its risks and limitations?",
+}
+"""The sections of the Hub's template that only a person can write, and the to-do paragraph hubcard
+leaves in one that holds nothing but template text (after TO_WRITE_MARKER)."""
 TITLE = "Model summary"
 """The name of the template's title section ("# Model Card for Model ID" and the summary under it)."""
 HTML_COMMENT = re.compile(r"<!--.*?-->")
@@ -119,8 +133,10 @@ class CardSections:
 
     sections: list[Section]
     reports: list[SectionReport]
-    """One per section of `sections`."""
+    """One per section of `sections` (with its subsections' lines, below level 1)."""
     generator: Literal["hubcard", "trainer"] | None
+    own_states: list[SectionState] = field(default_factory=list)
+    """One per section of `sections`: its state from its own lines alone."""
 
     def template_states(self) -> dict[str, SectionState]:
         """Each section of the Hub's default template -> its state in this card, in template order."""
@@ -173,7 +189,7 @@ def read_sections(
     generator = _generator(metadata, body)
     person = {line.strip() for text in person_texts for line in text.splitlines() if line.strip()}
     known = {OPTIONAL.sub("", line).strip() for line in generated_lines if line.strip()}
-    known |= {f"{key_line}{value}" for key_line in _template_key_lines(template) for value in _metadata_values(metadata)}
+    known |= template_filled_lines(metadata, template)
     sections = parse_sections(body)
     nobodys = template_lines(template)
     owners = [_line_owners(section, nobodys, person, known, generator) for section in sections]
@@ -182,7 +198,8 @@ def read_sections(
         family = [index] if section.level <= 1 else [index, *subsection_indexes(sections, index)]
         lines = [pair for member in family for pair in zip(_all_lines(sections[member]), owners[member])]
         reports.append(_report(section, lines))
-    return CardSections(sections, reports, generator)
+    own = [_report(section, list(zip(_all_lines(section), owners[index]))).state for index, section in enumerate(sections)]
+    return CardSections(sections, reports, generator, own)
 
 
 def parse_sections(body: str) -> list[Section]:
@@ -252,9 +269,29 @@ def written(section: Section, template_text: AbstractSet[str]) -> bool:
 
 def is_written(line: str, template_text: AbstractSet[str]) -> bool:
     stripped = line.strip()
-    if not stripped or stripped in template_text or HTML_COMMENT.fullmatch(stripped):
+    if not stripped or stripped in template_text or OPTIONAL.sub("", stripped) in template_text or HTML_COMMENT.fullmatch(stripped):
         return False
     return not PLACEHOLDER.search(stripped) or has_text([KEY_LINE.sub("", without_placeholders(stripped))])
+
+
+def to_write_names(section: Section) -> list[str]:
+    """The sections of TO_WRITE that `section` stands for: itself, or those ALIASES gives its heading."""
+    names = [name for name in TO_WRITE if heading_key(name) == section.key]
+    return names or [name for name in ALIASES.get(section.key, ()) if name in TO_WRITE]
+
+
+def to_write_lines(names: Iterable[str]) -> list[str]:
+    """The to-do of each TO_WRITE section named: the marker line and its paragraph, a blank line between."""
+    lines: list[str] = []
+    for name in names:
+        lines += ["", TO_WRITE_MARKER, TO_WRITE[name]] if lines else [TO_WRITE_MARKER, TO_WRITE[name]]
+    return lines
+
+
+def is_to_write(section: Section, template_text: AbstractSet[str]) -> bool:
+    """Whether the section holds hubcard's to-do and nothing a person wrote besides."""
+    owners = _line_owners(section, template_text, set(), set(), None)
+    return "todo" in owners and "person" not in owners
 
 
 def without_placeholders(line: str) -> str:
@@ -265,6 +302,18 @@ def without_placeholders(line: str) -> str:
 def has_text(lines: Iterable[str]) -> bool:
     """Whether any line has a word outside HTML comments."""
     return any(re.search(r"\w", HTML_COMMENT.sub("", line)) for line in lines)
+
+
+def normalized_lines(text: str) -> list[str]:
+    """The text's lines as its meaning goes: line endings, trailing spaces and runs of blank lines (and
+    blank lines at either end) aside. Two texts with the same normalized lines differ in formatting only."""
+    lines: list[str] = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if line.strip() or (lines and lines[-1]):
+            lines.append(line.rstrip())
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def count_words(lines: Iterable[str]) -> int:
@@ -286,6 +335,13 @@ def _metadata_values(metadata: dict) -> set[str]:
             if isinstance(item, (str, int, float)) and not isinstance(item, bool):
                 values.add(str(item))
     return values
+
+
+def template_filled_lines(metadata: dict, template: str | Path | None = None) -> set[str]:
+    """The '- **Key:** value' lines a template writes when it is filled with the card's metadata
+    (ModelCard.from_template with card data: '- **Finetuned from model:** gpt2'), without '[optional]':
+    a tool's text, not a person's."""
+    return {f"{key_line}{value}" for key_line in _template_key_lines(template) for value in _metadata_values(metadata)}
 
 
 def _template_key_lines(template: str | Path | None) -> set[str]:

@@ -61,3 +61,12 @@ def make_publishable_run(path: Path, adapter: Path, *, repo_id: str | None, **hu
     (checkpoint / "trainer_state.json").write_text("{}", encoding="utf-8")
     card.render_run_card(run.path)
     return run.path
+
+
+def with_card_setting(run: Path, **settings: Any) -> Path:
+    """The run with `card:` settings changed in run.json and its card rendered again."""
+    data = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    data["config"]["card"].update(settings)
+    (run / "run.json").write_text(json.dumps(data), encoding="utf-8")
+    card.render_run_card(run)
+    return run

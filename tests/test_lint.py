@@ -85,12 +85,14 @@ def test_lint_of_a_card_whose_base_model_has_no_hub_id(tmp_path):
     assert path.is_file()
 
 
-@pytest.mark.parametrize("base_model", ["/home/alice/models/minilm", "./model", "C:\\models\\minilm", "SmolLM2-135M-Instruct.Q4_1.gguf"])
+@pytest.mark.parametrize(
+    "base_model", ["/home/alice/models/minilm", "./model", "C:\\models\\minilm", "SmolLM2-135M-Instruct.Q4_1.gguf", "tiny-gpt2", "model"]
+)
 def test_lint_reports_a_local_path_as_base_model(tmp_path, base_model):
     report = lint_card(write_card(tmp_path, CARD_WITH_METADATA.format(base_model=base_model)))
     assert [problem.message for problem in report.problems] == [
         f"metadata: base_model: {base_model!r} is not a Hub model id; use the id of the model the adapter was trained from, "
-        "`name` or `namespace/name` (never a local path)"
+        "`namespace/name` (never a local path or folder name; `name` alone only for the Hub's legacy ids such as gpt2)"
     ]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, ModelCard, ModelCardData, hf_hub_download
 from huggingface_hub.errors import RepositoryNotFoundError
 from jinja2.filters import do_filesizeformat
 
@@ -23,7 +23,7 @@ from hubcard import card, publish
 from hubcard.cli import cli
 from hubcard.errors import PublishError
 from hubcard.rundir import RunDir
-from tests.publishable import FIXTURE, make_publishable_run, minilm_path, save_minilm_adapter
+from tests.publishable import FIXTURE, make_publishable_run, minilm_path, save_minilm_adapter, with_card_setting
 
 REPO = "alice/minilm-sst2-lora"
 FAKE_TOKEN = "hf_" + "Fake" * 8
@@ -97,7 +97,11 @@ def test_a_run_is_published_in_one_commit_with_its_repo_view_and_nothing_else(hu
     assert json.loads(files["eval_results.json"])["adapter"]["metrics"]["accuracy"] == 0.8532
     assert files["config.yaml"].decode() == card.config_yaml(RunDir(run).read().config)
     assert b"/home/alice" not in files["config.yaml"]
-    assert json.loads(files[".hubcard/manifest.json"])["files"] == [p for p in EXPECTED_FILES if not p.startswith(".")]
+    manifest = json.loads(files[".hubcard/manifest.json"])
+    assert list(manifest["files"]) == [p for p in EXPECTED_FILES if not p.startswith(".")]  # what hubcard uploaded, exactly:
+    assert all(manifest["files"][path]["sha256"] == hashlib.sha256(files[path]).hexdigest() for path in manifest["files"])
+    assert manifest["files"]["README.md"]["blob_id"] == hub.repo(REPO).commits[commits[0].oid].files["README.md"].git_oid
+    assert set(manifest["card"]) == {"metadata", "sections"} and "license" in manifest["card"]["metadata"]
 
     assert commits[0].title == "Upload LoRA adapter for sentence-transformers/all-MiniLM-L6-v2"
     assert "- accuracy: 0.506 -> 0.853 (+0.347 [0.309, 0.386], better)" in commits[0].message
@@ -171,7 +175,8 @@ def test_a_changed_card_uploads_the_card_only(hub, alice, run):
 
     outcome = publish.publish_run(run)
 
-    assert {change.path: change.status for change in outcome.changes if change.status != "unchanged"} == {"README.md": "changed"}
+    changed = {change.path: change.status for change in outcome.changes if change.status != "unchanged"}
+    assert changed == {"README.md": "changed", ".hubcard/manifest.json": "changed"}  # the manifest records the new card
     assert hub.bytes_received("lfs_upload") == sent
     assert len(hub.commits(REPO)) == 3
     assert hub.files(REPO)["README.md"].endswith(b"A note from Alice.\n")  # the user's edit is published as is
@@ -210,6 +215,114 @@ def test_a_card_rendered_for_another_repo_is_rendered_again_for_this_one(hub, al
     assert b"adapter_id = 'alice/renamed'" in uploaded and b"alice/minilm-sst2-lora" not in uploaded
     assert (run / "README.md").read_bytes() == uploaded
     assert publish.publish_run(run).up_to_date
+
+
+# --- publishing again keeps what was edited on the Hub -------------------------------------------------
+
+NOTES = "## My notes\n\nI tried r=4 first: two points worse on SST-2.\n\n"
+LIMITATIONS = "It was trained on movie reviews from around 2000 only; sarcasm fools it.\n\n"
+
+
+def edit_on_the_hub(hub, token: str) -> str:
+    """The owner's edits of the published card in the Hub's editor: a section of their own, hubcard's
+    Bias section rewritten, Model Card Contact removed, a metadata key added. Returns the card."""
+    text = hub.files(REPO)["README.md"].decode()
+    start = text.index("## Bias, Risks, and Limitations")
+    text = text[:start] + NOTES + "## Bias, Risks, and Limitations\n\n" + LIMITATIONS + text[text.index("### Recommendations") :]
+    text = text[: text.index("## Model Card Contact")].replace("\nlicense:", "\nthumbnail: plots/loss.png\nlicense:", 1)
+    HfApi(token=token).upload_file(path_or_fileobj=text.encode(), path_in_repo="README.md", repo_id=REPO, commit_message="Edit the card")
+    return text
+
+
+def test_publishing_again_keeps_the_card_edited_on_the_hub_and_updates_hubcards_own_sections(hub, alice, run):
+    publish.publish_run(run)
+    edit_on_the_hub(hub, alice)
+    with_card_setting(run, license="mit")  # the run's card changes too: hubcard's sections must follow
+
+    planned = invoke("publish", str(run), "--dry-run")
+    sent = len(hub.requests())
+    outcome = publish.publish_run(run)
+
+    assert planned.exit_code == 0 and "edited on the Hub  README.md" in planned.output
+    assert "  README.md: 'my notes': written on the Hub, kept" in planned.output
+    assert "--force replaces it" in planned.output
+    text = hub.files(REPO)["README.md"].decode()
+    assert NOTES + "## Bias, Risks, and Limitations\n\n" + LIMITATIONS + "### Recommendations" in text  # word for word, in place
+    assert "## Model Card Contact" not in text and "thumbnail: plots/loss.png" in text
+    assert "- **License:** `mit`" in text and "\nlicense: mit\n" in text  # hubcard's own, updated
+    sent_files = {change.path: change.status for change in outcome.changes if change.sent}
+    assert sent_files == {"README.md": "edited on the Hub", ".hubcard/manifest.json": "changed", "config.yaml": "changed"}
+    assert "Kept what was edited on the Hub (publish --force replaces it):" in outcome.summary()
+    assert "'bias, risks, and limitations': edited on the Hub, kept (hubcard's new text for it is not used)" in outcome.summary()
+    assert (run / "README.md").read_text(encoding="utf-8") != text  # the run keeps hubcard's own card
+    assert [record.kind for record in hub.writes(sent)] == ["preupload", "commit"]
+
+    sent = len(hub.requests())
+    again = publish.publish_run(run)
+    assert again.up_to_date and not hub.writes(sent) and hub.files(REPO)["README.md"].decode() == text
+
+    forced = invoke("publish", str(run), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert hub.files(REPO)["README.md"] == (run / "README.md").read_bytes()
+
+
+def test_any_other_file_hubcard_uploaded_and_someone_changed_on_the_hub_is_kept(hub, alice, run):
+    publish.publish_run(run)
+    theirs = b"# my own config, with the learning rate I really used\n"
+    api = HfApi(token=alice)
+    api.upload_file(path_or_fileobj=theirs, path_in_repo="config.yaml", repo_id=REPO)
+    api.upload_file(path_or_fileobj=b"\x89PNG my plot", path_in_repo="plots/confusion_base.png", repo_id=REPO)
+    data = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    del data["plots"]["confusion_base"]  # the run no longer makes it: hubcard would delete it
+    data["config"]["training"]["learning_rate"] = 0.0005
+    (run / "run.json").write_text(json.dumps(data), encoding="utf-8")
+    (run / "plots" / "confusion_base.png").unlink()
+    card.render_run_card(run)
+
+    outcome = publish.publish_run(run)
+
+    statuses = {change.path: change.status for change in outcome.changes if change.status != "unchanged"}
+    assert statuses["config.yaml"] == statuses["plots/confusion_base.png"] == "edited on the Hub"
+    files = hub.files(REPO)
+    assert files["config.yaml"] == theirs and files["plots/confusion_base.png"] == b"\x89PNG my plot"
+    assert "  config.yaml: the whole file, as changed on the Hub" in outcome.summary()
+    assert publish.publish_run(run).up_to_date  # still theirs: still kept
+
+    publish.publish_run(run, force=True)
+    files = hub.files(REPO)
+    assert files["config.yaml"] == (RunDir(run).repo_view / "config.yaml").read_bytes() and "plots/confusion_base.png" not in files
+
+
+def test_a_card_hubcard_never_uploaded_keeps_what_its_owner_wrote_on_a_first_publish(hub, alice, run):
+    """The owner made the repo on the Hub with the default card and wrote its Uses section."""
+    text = str(ModelCard.from_template(ModelCardData())).replace("## Uses\n", "## Uses\n\nFor the course's third homework only.\n\n", 1)
+    HfApi(token=alice).create_repo(REPO)
+    HfApi(token=alice).upload_file(path_or_fileobj=text.encode(), path_in_repo="README.md", repo_id=REPO)
+
+    publish.publish_run(run)
+
+    published = hub.files(REPO)["README.md"].decode()
+    uses = published[published.index("## Uses") : published.index("### Direct Use")]
+    assert uses.startswith("## Uses\n\nFor the course's third homework only.\n")  # with the template's comment it had
+    assert "[More Information Needed]" not in published and published.count("## Uses") == 1
+
+
+def test_publishing_as_a_pull_request_again_updates_hubcards_pull_request(hub, alice, tmp_path, adapter):
+    HfApi(token=alice).create_repo(REPO)
+    run = make_publishable_run(tmp_path / "run", adapter, repo_id=REPO, create_pr=True)
+    publish.publish_run(run)
+    sent = len(hub.requests())
+
+    again = publish.publish_run(run)
+
+    assert not hub.writes(sent) and list(hub.repo(REPO).pull_requests) == [1]
+    assert again.summary().startswith(f"hubcard's pull request #1 against {REPO} (branch main) already holds this run")
+    with_card_setting(run, license="mit")
+    updated = publish.publish_run(run)
+    assert updated.proposal.action == "updated" and list(hub.repo(REPO).pull_requests) == [1]
+    assert b"license: mit" in hub.files(REPO, "refs/pr/1")["README.md"]
+    assert RunDir(run).read().publish.commit_oid == hub.repo(REPO).pull_requests[1]
+    assert len(hub.commits(REPO, "main")) == 1  # main untouched throughout
 
 
 # --- branches, pull requests, private repos --------------------------------------------------------

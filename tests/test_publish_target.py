@@ -25,18 +25,12 @@ from tests.publishable import make_publishable_run
 from tests.test_publish import adapter, alice, snapshot  # noqa: F401  (fixtures)
 from tests.tiny import config_dict, tiny_model, write_config
 
-CHANGES = {"create_repo", "delete_repo", "preupload", "lfs_batch", "lfs_upload", "lfs_verify", "commit", "branch"}
-"""Kinds of request that change the Hub (or upload to it)."""
 UNPUBLISHED = "This adapter is not published yet"
 BASE_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def hubcard(*arguments: str):
     return CliRunner().invoke(cli, [str(argument) for argument in arguments])
-
-
-def changes_requested(hub, since: int = 0) -> list[str]:
-    return [record.kind for record in hub.requests()[since:] if record.kind in CHANGES]
 
 
 @pytest.fixture
@@ -113,7 +107,7 @@ def test_a_card_edited_by_hand_is_not_thrown_away_nor_published_under_another_re
 
     assert refused.exit_code == 1
     assert "README.md was edited by hand" in refused.stderr and "would name the wrong repo" in refused.stderr
-    assert "Traceback" not in refused.output and changes_requested(hub) == [] and hub.repo("alice/qs") is None
+    assert "Traceback" not in refused.output and hub.writes() == [] and hub.repo("alice/qs") is None
     assert (dry_run / "README.md").read_text(encoding="utf-8") == edited  # kept as it is
 
     named = edited.replace(UNPUBLISHED, "Published").replace(ADAPTER_ID_STAND_IN, "alice/qs")
@@ -195,7 +189,7 @@ def test_a_run_that_cannot_publish_stops_before_the_model_is_loaded(hub, bert, t
     assert says in result.stderr, result.stderr
     assert "Traceback" not in result.output
     assert not (tmp_path / "run").exists()  # nothing trained, the model never loaded
-    assert changes_requested(hub, sent) == []
+    assert hub.writes(sent) == []
 
 
 def test_the_same_checks_pass_for_an_organization_member_and_a_scoped_fine_grained_token(hub, bert, tmp_path, monkeypatch):
@@ -237,7 +231,7 @@ def test_a_dry_run_says_why_it_is_one(hub, tmp_path, adapter, monkeypatch):
     assert "No Hugging Face token was found: publishing needs one." in asked.output
     no_repo = hubcard("publish", make_publishable_run(tmp_path / "other", adapter, repo_id=None))
     assert no_repo.exit_code == 0 and "Dry run (no repo to publish to: set hub.repo_id in the config, or pass --repo-id)" in no_repo.output
-    assert changes_requested(hub) == []
+    assert hub.writes() == []
 
 
 # --- the base model's Hub id --------------------------------------------------------------------------
@@ -268,17 +262,6 @@ def test_a_run_whose_base_model_has_no_hub_id_asks_for_it_and_publishes_with_bas
 # --- nothing half-done ---------------------------------------------------------------------------------
 
 
-def with_card_setting(run: Path, **card: object) -> Path:
-    """The run with `card:` settings changed in run.json and its card rendered again."""
-    from hubcard.card import render_run_card
-
-    data = json.loads((run / "run.json").read_text(encoding="utf-8"))
-    data["config"]["card"].update(card)
-    (run / "run.json").write_text(json.dumps(data), encoding="utf-8")
-    render_run_card(run)
-    return run
-
-
 @pytest.mark.parametrize("existing", [False, True], ids=["new-repo", "existing-repo"])
 def test_a_card_the_hub_refuses_stops_publishing_before_anything_changes(hub, alice, tmp_path, adapter, existing):
     """hubcard's own check passes, the Hub's refuses (its rules can be newer than hubcard's lists)."""
@@ -293,7 +276,7 @@ def test_a_card_the_hub_refuses_stops_publishing_before_anything_changes(hub, al
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "The Hub refused the card's metadata (README.md's front matter), so nothing was sent to alice/qs" in result.stderr
     assert "Invalid metadata in README.md" in result.stderr
-    assert hub.requests("validate_yaml") and changes_requested(hub, sent) == []
+    assert hub.requests("validate_yaml") and hub.writes(sent) == []
     assert hub.bytes_received("lfs_upload") == 0
     assert (hub.repo("alice/qs") is not None) == existing and snapshot(run) == before
 

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -82,6 +83,11 @@ KINDS = (
     "commit", "validate_yaml", "tree", "paths_info", "refs", "commits", "branch", "resolve", "xet_token", "xet_cas",
     "list_models", "discussions", "discussion", "create_discussion", "discussion_change",
 )  # fmt: skip
+WRITE_KINDS = (
+    "create_repo", "delete_repo", "preupload", "lfs_batch", "lfs_upload", "lfs_verify", "commit", "branch",
+    "create_discussion", "discussion_change",
+)  # fmt: skip
+"""The kinds of request that change (or ask to change) something on the Hub; the others only read."""
 PAGE_SIZE = 50
 """Models per page of `GET /api/models` (the rest through the Link header), discussions per page."""
 
@@ -180,9 +186,10 @@ class HubServer:
         with self.state.lock:
             return self.state.create_repo(repo_id, repo_id.split("/")[0], private)
 
-    def commit_files(self, repo_id: str, files: dict[str, bytes], title: str = "Push with git") -> Commit:
+    def commit_files(self, repo_id: str, files: dict[str, bytes], title: str = "Push with git", date: datetime | None = None) -> Commit:
         """Commit `files` to main directly, as a `git push` would: no metadata check (tests set up repos
-        with what the API would refuse, such as a README whose front matter is broken)."""
+        with what the API would refuse, such as a README whose front matter is broken). `date`: the
+        commit's date (default now), as a push of a commit made earlier brings it."""
         with self.state.lock:
             repo = self._repo(repo_id)
             operations: list[FileAdd | FileDelete] = []
@@ -194,7 +201,7 @@ class HubServer:
                 pointer = LFS_POINTER.format(oid=sha256, size=len(content)).encode()
                 operations.append(FileAdd(path, sha256, len(content), lfs, git_blob_oid(pointer if lfs else content)))
             made, _ = self.state.commit(
-                repo, "main", operations, title=title, description="", author=repo.owner, parent_commit=None, create_pr=False
+                repo, "main", operations, title=title, description="", author=repo.owner, parent_commit=None, create_pr=False, date=date
             )
             return made
 
@@ -256,6 +263,11 @@ class HubServer:
     def requests(self, kind: str | None = None) -> list[RequestRecord]:
         with self.state.lock:
             return [record for record in self.state.requests if kind is None or record.kind == kind]
+
+    def writes(self, since: int = 0) -> list[RequestRecord]:
+        """The requests of WRITE_KINDS among those received after the first `since` (a `len(requests())`
+        taken earlier): what changed, or asked to change, something on the Hub."""
+        return [record for record in self.requests()[since:] if record.kind in WRITE_KINDS]
 
     def bytes_received(self, kind: str | None = None) -> int:
         """Request body bytes received for requests of `kind` (all kinds if None), dropped ones included."""

@@ -262,9 +262,11 @@ class HubState:
         author: str,
         parent_commit: str | None,
         create_pr: bool,
+        date: datetime | None = None,
     ) -> tuple[Commit, int | None]:
         """Apply `operations` atomically on top of `revision` (a branch, or refs/pr/N); with `create_pr`,
-        on a new pull request against the branch instead. Returns the commit and the PR number."""
+        on a new pull request against the branch instead. Returns the commit and the PR number. `date`:
+        the commit's date (default now), as a `git push` of commits made earlier brings."""
         head = repo.resolve(revision)
         is_pr_ref = revision.startswith("refs/pr/")
         if head is None or not (revision in repo.branches or is_pr_ref):
@@ -289,7 +291,7 @@ class HubState:
         pull = repo.discussions.get(int(revision[8:])) if is_pr_ref else None
         if pull is not None and pull.status not in ("open", "draft"):
             raise CommitRejected(403, f"Pull request #{pull.num} is {pull.status}: it takes no more commits")
-        commit = self._new_commit(head.oid, title, description, author, files)
+        commit = self._new_commit(head.oid, title, description, author, files, date)
         repo.commits[commit.oid] = commit
         if create_pr:
             opened = self.open_discussion(repo, title, description, author, pull_request=True, base=revision, status="open")
@@ -327,9 +329,11 @@ class HubState:
         repo.discussions[number] = opened
         return opened
 
-    def _new_commit(self, parent: str | None, title: str, message: str, author: str, files: dict[str, Blob]) -> Commit:
+    def _new_commit(
+        self, parent: str | None, title: str, message: str, author: str, files: dict[str, Blob], date: datetime | None = None
+    ) -> Commit:
         oid = hashlib.sha1(f"{parent}\n{title}\n{uuid.uuid4()}".encode()).hexdigest()
-        return Commit(oid, parent, title, message, author, _now(), MappingProxyType(files))
+        return Commit(oid, parent, title, message, author, date or _now(), MappingProxyType(files))
 
     # --- faults and statistics -------------------------------------------------------------------
 
