@@ -25,10 +25,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import cli_latency, evaluation, gpu, publish, training
+from bench import cli_latency, evaluation, gpu, precision, publish, threads, training
 from bench.common import RESULTS, prepare_environment, spawn
 
-BENCHMARKS = {name: module.__name__ for module in (training, evaluation, cli_latency, publish, gpu) for name in module.BENCHMARKS}
+BENCHMARKS = {name: module.__name__ for module in (training, evaluation, threads, precision, cli_latency, publish, gpu) for name in module.BENCHMARKS}
 console = Console()
 if not console.is_terminal:  # a log file or a pipe: no reason to wrap the table at 80 columns
     console.width = 180
@@ -89,13 +89,18 @@ def run(name: str, quick: bool) -> dict[str, Any]:
     return {"benchmark": name, **outcome, **timing}
 
 
+SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "asimd", "sve", "bf16")
+"""The CPU flags that decide the arithmetic's speed (matrix products, bf16), recorded with every figure."""
+
+
 def machine() -> dict[str, Any]:
     import psutil
 
-    from hubcard.environment import cpu_model, versions
+    from hubcard.environment import cpu_flags, cpu_model, versions
 
     return {
         "cpu": cpu_model(),
+        "cpu_flags": sorted(flag for flag in cpu_flags() if flag in SIMD_FLAGS),
         "cores": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "platform": platform.platform(),
@@ -105,16 +110,26 @@ def machine() -> dict[str, Any]:
 
 
 def table(outcomes: list[dict[str, Any]], facts: dict[str, Any]) -> Table:
-    result = Table(title=f"hubcard benchmarks — {facts['cpu']}, {facts['cores']} cores", title_justify="left")
-    for column in ("benchmark", "figure", "hubcard", "baseline", "ratio", "target", "result"):
+    flags = ", ".join(facts["cpu_flags"]) or "none known"
+    result = Table(
+        title=f"hubcard benchmarks — {facts['cpu']}, {facts['cores']} cores (flags: {flags})",
+        caption="load: the machine's 1-minute load average before → after the benchmark; on a shared machine, "
+        "a load above ~0.5 means other work disturbed the figures (ratios of sides measured side by side less so)",
+        title_justify="left",
+        caption_justify="left",
+    )
+    for column in ("benchmark", "load", "figure", "hubcard", "baseline", "ratio", "target", "result"):
         result.add_column(column, justify="right" if column in ("hubcard", "baseline", "ratio") else "left")
     for outcome in outcomes:
+        load = outcome["load_average"]
+        shown_load = f"{load['before'][0]:.1f} → {load['after'][0]:.1f}"
         if outcome.get("error") or outcome["skipped"]:
             note = f"[red]failed: {outcome['error']}" if outcome.get("error") else f"skipped: {outcome['skipped']}"
-            result.add_row(outcome["benchmark"], note, "", "", "", "", "")
-        for figure in outcome["figures"]:
+            result.add_row(outcome["benchmark"], shown_load, note, "", "", "", "", "")
+        for number, figure in enumerate(outcome["figures"]):
             result.add_row(
                 outcome["benchmark"],
+                "" if number else shown_load,
                 figure["name"],
                 shown(figure["hubcard"], figure["unit"]),
                 shown(figure["baseline"], figure["unit"]),

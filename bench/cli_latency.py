@@ -3,8 +3,8 @@
 `hubcard --help` and `hubcard render-card RUN_DIR` against `python -c pass`, all with this
 interpreter (`python -m hubcard` imports what the `hubcard` script imports). Each command runs once
 to warm the file cache, then REPEATS times; the figures are medians of the wall-clock seconds of
-the whole process. The run rendered is a copy of the quickstart run's run.json (render-card reads
-nothing else). The same benchmark runs each hubcard command once more under `python -X importtime`
+the whole process. The run rendered is a copy of the quickstart run's run.json and its plots (the
+card stage draws a plot only where its file is missing; render-card reads nothing else). The same benchmark runs each hubcard command once more under `python -X importtime`
 to list the heavy libraries it imports: render-card must import none of them.
 """
 
@@ -33,6 +33,7 @@ def benchmark(quick: bool) -> Outcome:
         copy = Path(folder, "run")
         copy.mkdir()
         shutil.copyfile(run.run_json, copy / "run.json")
+        shutil.copytree(run.plots, copy / "plots")
         commands = {
             "interpreter": ["-c", "pass"],
             "help": ["-m", "hubcard", "--help"],

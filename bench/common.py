@@ -89,9 +89,13 @@ def accuracy_figure(name: str, references: list[int], hubcard: list[int], baseli
 
 
 def prepare_environment() -> None:
-    """Offline, quiet, and one stable cache for converted models (the GGUF model is converted once)."""
+    """Offline, quiet (no progress bars, no load reports or deprecation warnings from the libraries: the
+    table is what a benchmark run prints), and one stable cache for converted models (the GGUF model is
+    converted once)."""
     os.environ.setdefault("HUBCARD_CACHE", str(RESULTS / "cache"))
     os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TQDM_DISABLE="1", TOKENIZERS_PARALLELISM="false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::UserWarning")
 
 
 def spawn(module: str, task: str, *, quick: bool) -> Any:

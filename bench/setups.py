@@ -81,12 +81,12 @@ def minilm_sst2(quick: bool) -> Setup:
 
 
 def smollm2_tweets(quick: bool) -> Setup:
-    """SmolLM2-135M-Instruct + DoRA answering a sentiment word for tweets (TweetEval), scored."""
+    """SmolLM2-135M-Instruct + LoRA answering a sentiment word for tweets (TweetEval), scored."""
     steps, batch_size = (2, 8) if quick else (16, 8)
     labels = ["negative", "neutral", "positive"]
     return Setup(
         name="smollm2-tweets",
-        title="SmolLM2-135M + DoRA, TweetEval",
+        title="SmolLM2-135M + LoRA, TweetEval",
         quick=quick,
         config={
             "model": {
@@ -108,7 +108,7 @@ def smollm2_tweets(quick: bool) -> Setup:
                 "max_length": 192,
             },
             "peft": {
-                "method": "dora",
+                "method": "lora",
                 "r": 16,
                 "lora_alpha": 32,
                 "lora_dropout": 0.05,

@@ -32,6 +32,7 @@ from huggingface_hub.repocard_data import EvalResult, ModelCardData
 from markupsafe import escape
 from pydantic import ValidationError
 
+from hubcard import plots
 from hubcard.config import CardSection, recorded_project, resolve_recorded_path
 from hubcard.errors import CardError
 from hubcard.lint import PLACEHOLDER, check_card, lint_card, scan_markdown
@@ -52,6 +53,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+SAY_ONCE = {"once": True}
+"""`extra=` of a note that each rendering of the card would repeat: the console prints it once."""
 
 HUB_URL = "https://huggingface.co"
 DEFAULT_TEMPLATE = "modelcard.md.j2"
@@ -183,6 +186,7 @@ def render_run_card(run_dir: str | Path, template: str | Path | None = None, out
     """
     run = RunDir(run_dir)
     record = run.read()
+    plots.draw_missing(run, record)
     template = template or recorded_template(run, record)
     path = Path(output) if output else run.card
     write_text_atomic(path, render_card(record, template))
@@ -212,12 +216,13 @@ def card_metadata(record: RunRecord) -> ModelCardData:
     if base_model is None:
         logger.warning(
             "base_model is left out of the card's metadata: the run knows no Hub id for the base model "
-            "(set model.hub_id in the config to name it)"
+            "(set model.hub_id in the config to name it)",
+            extra=SAY_ONCE,
         )
     card = _card_section(record)
     license = _license(record)
     if license is None:
-        logger.warning("the card has no license: set card.license in the config")
+        logger.warning("the card has no license: set card.license in the config", extra=SAY_ONCE)
     method_tags = [record.adapter.peft_type.lower(), record.adapter.method] if record.adapter else []
     base_tags = [f"base_model:adapter:{base_model}"] if base_model else []
     eval_results = model_index_results(record)
@@ -397,7 +402,9 @@ def _base_model_metadata(record: RunRecord, key: str) -> Any:
         return None
     problems = metadata_problems({key: value})
     if problems:
-        logger.warning("the base model's %s %r is left out of the card: %s; set card.%s in the config", key, value, problems[0].message, key)
+        logger.warning(
+            "the base model's %s %r is left out of the card: %s; set card.%s in the config", key, value, problems[0].message, key, extra=SAY_ONCE
+        )
         return None
     return value
 
@@ -441,7 +448,8 @@ def model_index_results(record: RunRecord) -> list[EvalResult]:
     if data.hub_id is None:
         logger.info(
             "the card's metadata has no model-index: the evaluation data are local files with no Hub id "
-            "(set data.hub_id to the Hub data set they are a copy of)"
+            "(set data.hub_id to the Hub data set they are a copy of)",
+            extra=SAY_ONCE,
         )
         return []
     return [

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from hubcard import __version__
+from hubcard import __version__, environment
 from hubcard.errors import HubcardError
 from hubcard.repos import DEFAULT_JOBS, FORMATS, selection_options
 
@@ -425,14 +425,42 @@ def _load(config: Path, overrides: tuple[str, ...], run_dir: Path | None):
     return load_config(config, overrides, run_dir=run_dir)
 
 
+class ConsoleFormatter(logging.Formatter):
+    """hubcard's messages as sentences; a warning or an error says so first."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno <= logging.INFO else f"{record.levelname.capitalize()}: {message}"
+
+
+class SaidOnce(logging.Filter):
+    """A message logged with `extra=SAY_ONCE` (the card's notes about its metadata, which every
+    rendering of the card repeats: the card, the repo view, the dry run) is printed the first time only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "once", False):
+            return True
+        message = record.getMessage()
+        if message in self.said:
+            return False
+        self.said.add(message)
+        return True
+
+
 def main() -> None:
+    environment.set_thread_defaults()  # before anything imports torch
     # The libraries' own chatter (a new classification head's load report, deprecations between
     # transformers, peft and accelerate) is nothing a user can act on; TRANSFORMERS_VERBOSITY=info
     # brings the reports back.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.setFormatter(ConsoleFormatter("%(message)s"))
+    handler.addFilter(SaidOnce())
     logger = logging.getLogger("hubcard")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

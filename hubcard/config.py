@@ -169,6 +169,9 @@ class EvaluationSection(Section):
     batch_size: PositiveInt = 32
     bootstrap_samples: PositiveInt = 1000
     confidence_level: float = Field(default=0.95, gt=0, lt=1)
+    precision: Literal["fp32", "bf16", "fp16"] | None = None
+    """The predictions' precision (bf16/fp16: autocast). None: fp32 on a CPU, exact whatever the
+    training's precision; on a GPU the training's precision."""
 
 
 class CardSection(Section):

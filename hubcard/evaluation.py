@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hubcard import metrics, plots
+from hubcard import environment, metrics, plots
 from hubcard.config import Config, config_of_run
 from hubcard.data import LabeledData, load_data
 from hubcard.errors import RunDirError
-from hubcard.models import load_adapter, load_base_model
+from hubcard.models import load_adapter, load_base_model, projects_chosen_positions, prompt_learning
 from hubcard.rundir import (
     EvaluationFacts,
     Example,
@@ -82,17 +82,19 @@ def evaluate_run(run_dir: str | Path) -> RunRecord:
     config = config_of_run(record.config, run.path, source=str(run.run_json))
     seed = int(config.training.get("seed", DEFAULT_SEED))
     started = _now()
-    data = load_data(config.data, seed=seed, with_train=False, label_names=record.data.label_names)
-    texts = list(data.eval["text"])
-    tokenizer = run.adapter if (run.adapter / "tokenizer_config.json").is_file() else None  # the one that ships
-    loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed, tokenizer_path=tokenizer)
-    predictor = Predictor.for_run(config, record, loaded.tokenizer, data.label_names)
+    with environment.library_progress_bars_off():
+        data = load_data(config.data, seed=seed, with_train=False, label_names=record.data.label_names)
+        texts = list(data.eval["text"])
+        tokenizer = run.adapter if (run.adapter / "tokenizer_config.json").is_file() else None  # the one that ships
+        loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed, tokenizer_path=tokenizer)
+    predictor = Predictor.for_run(config, record, loaded.tokenizer, data.label_names, evaluation_precision(config, record))
 
     model = to_device(loaded.model)
-    base = predictor.predict(model, texts, "base model")
-    model = load_adapter(model, run.adapter)
-    adapter = predictor.predict(model, texts, "adapter")
-    record_evaluation(run, record, config, data, predictor, model, base, adapter, seed=seed, started=started)
+    with _stage_progress(predictor, passes=2, rows=len(texts)):  # one bar: base model, adapter, example answers
+        base = predictor.predict(model, texts, "base model")
+        model = load_adapter(model, run.adapter)
+        adapter = predictor.predict(model, texts, "adapter")
+        record_evaluation(run, record, config, data, predictor, model, base, adapter, seed=seed, started=started)
     run.write(record)
     return record
 
@@ -112,19 +114,19 @@ def record_evaluation(
 ) -> None:
     """Put the evaluation of `base` and `adapter` (predictions for `data.eval`) into `record`: metrics
     with paired-bootstrap intervals, the examples (picked with `seed`; for a causal-lm task the models'
-    own answers, `model` being the adapter on its base model), and the evaluate stage's timing since
-    `started`; write the predictions and the confusion-matrix plots into `run`. run.json is the
+    own answers, `model` being the adapter on its base model), the plots' names (the card stage draws
+    them) and the evaluate stage's timing since `started`; write the predictions into `run`. run.json is the
     caller's to write."""
     rows, label_names = data.eval, data.label_names
     texts, references = list(rows["text"]), list(rows["label"])
     chosen = pick_examples(references, base.labels, adapter.labels, config.evaluation.num_examples, seed)
     answers = predictor.example_answers(model, texts, chosen, base, adapter)
-    evaluation = _evaluation_facts(config, label_names, references, base, adapter, seed)
+    evaluation = _evaluation_facts(config, label_names, references, base, adapter, seed, predictor.precision)
     evaluation.examples = [_example(texts[i], references[i], base.labels[i], adapter.labels[i], label_names, *answers[i]) for i in chosen]
     for name, predictions in (("base", base), ("adapter", adapter)):
         write_jsonl(run.predictions / f"{name}.jsonl", _prediction_rows(rows["row"], texts, references, predictions, label_names))
     record.evaluation = evaluation
-    record.plots.update(_confusion_plots(run, evaluation, label_names))
+    plots.name_plots(run, record, plots.EVALUATION_PLOTS)  # drawn by the card stage
     record.stages["evaluate"] = StageTiming(started_at=started, finished_at=_now(), seconds=(_now() - started).total_seconds())
 
 
@@ -150,11 +152,13 @@ class Predictor:
         self.batch_size = batch_size
         self.label_count = label_count
         self.precision = precision
-        """The precision the adapter was trained in (run.json's hardware.precision): predictions use it too."""
+        """fp32, or bf16/fp16 autocast (`evaluation_precision`)."""
+        self.progress: Any = None
+        """A progress bar that every pass advances (one per stage), or None: a bar for each pass."""
 
     @staticmethod
-    def for_run(config: Config, record: RunRecord, tokenizer, label_names: list[str]) -> Predictor:
-        arguments = (tokenizer, config.data.max_length, config.evaluation.batch_size, len(label_names), record.hardware.precision)
+    def for_run(config: Config, record: RunRecord, tokenizer, label_names: list[str], precision: str = "fp32") -> Predictor:
+        arguments = (tokenizer, config.data.max_length, config.evaluation.batch_size, len(label_names), precision)
         if record.task.type == "sequence-classification":
             return ClassificationPredictor(*arguments)
         prompter = prompter_for(record.task, tokenizer, label_names)
@@ -183,7 +187,7 @@ class ClassificationPredictor(Predictor):
 
         encoded = [encode_for_classification(self.tokenizer, text, self.max_length) for text in texts]
         predictions = [0] * len(texts)
-        for batch in _batches(encoded, self.batch_size, description):
+        for batch in _batches(encoded, self.batch_size, description, self.progress):
             inputs = self.tokenizer.pad([encoded[i] for i in batch], return_tensors="pt").to(_device(model))
             with _inference(model, self.precision):
                 logits = model(**inputs).logits
@@ -204,7 +208,7 @@ class _PromptPredictor(Predictor):
         opening = _SharedOpening.of(model, prompts, self.precision)
         pad_id = self.tokenizer.pad_token_id
         answers = [""] * len(texts)
-        for batch in _batches(prompts, self.batch_size, description):
+        for batch in _batches(prompts, self.batch_size, description, self.progress):
             rest = [prompts[i][opening.length :] for i in batch]
             input_ids, attention_mask = _pad(rest, pad_id, left=True, device=_device(model))
             with _inference(model, self.precision):
@@ -252,9 +256,9 @@ class ScoringPredictor(_PromptPredictor):
         per_row = 1 if single_tokens else len(words)
         width = max(len(word) for word in words)
         opening = _SharedOpening.of(model, prompts, self.precision)
-        selective = _projects_chosen_positions(model)
+        selective = projects_chosen_positions(model)
         scores = np.zeros((len(texts), len(words)))
-        for batch in _batches(rows, self.batch_size * per_row, description):
+        for batch in _batches(rows, self.batch_size * per_row, description, self.progress):
             input_ids, attention_mask = _pad(
                 [rows[i][opening.length :] for i in batch], self.tokenizer.pad_token_id, left=False, device=_device(model)
             )
@@ -300,7 +304,7 @@ class _SharedOpening:
 
         # The last prompt token is never shared: its logits predict the label word or the answer.
         length = min(len(os.path.commonprefix(prompts)), min(len(prompt) for prompt in prompts) - 1)
-        if length == 0 or _prompt_learning(model):  # virtual tokens must come first, before the opening
+        if length == 0 or prompt_learning(model):  # virtual tokens must come first, before the opening
             return cls([], None)
         tokens = prompts[0][:length]
         with _inference(model, precision):
@@ -330,26 +334,35 @@ class _SharedOpening:
         return {"attention_mask": whole_mask, "past_key_values": cache}
 
 
-def _projects_chosen_positions(model) -> bool:
-    """Whether the model's forward pass takes `logits_to_keep` (most transformers causal LMs) and no
-    prompt-learning adapter shifts the positions by putting virtual tokens before the input."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return not _prompt_learning(model) and "logits_to_keep" in inspect.signature(base.forward).parameters
-
-
-def _prompt_learning(model) -> bool:
-    """Whether the model's active adapter learns virtual tokens that go before the input (prompt tuning)."""
-    peft_config = getattr(model, "active_peft_config", None)
-    return peft_config is not None and peft_config.is_prompt_learning
-
-
-def _batches(items: Sequence[Any], batch_size: int, description: str) -> Iterator[list[int]]:
-    """Indices of `items` in batches of similar length, longest first (an out-of-memory error shows at once)."""
+def _batches(items: Sequence[Any], batch_size: int, description: str, progress: Any = None) -> Iterator[list[int]]:
+    """Indices of `items` in batches of similar length, longest first (an out-of-memory error shows at
+    once). `progress`: the stage's bar, advanced by each batch (its total grows if this pass was not
+    counted in it); None: a bar of this pass's own."""
     from tqdm.auto import tqdm
 
     order = sorted(range(len(items)), key=lambda i: -len(_ids(items[i])))
     batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    yield from tqdm(batches, desc=description, unit="batch", leave=False)
+    if progress is None:
+        yield from tqdm(batches, desc=description, unit="batch", leave=False)
+        return
+    progress.set_description(description, refresh=False)
+    progress.total = max(progress.total, progress.n + len(batches))
+    for batch in batches:
+        yield batch
+        progress.update()
+
+
+@contextlib.contextmanager
+def _stage_progress(predictor: Predictor, *, passes: int, rows: int) -> Iterator[None]:
+    """One progress bar for `passes` passes over `rows` rows, which the predictor's passes advance."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=passes * math.ceil(rows / predictor.batch_size), desc="Evaluating", unit="batch", leave=False) as bar:
+        predictor.progress = bar
+        try:
+            yield
+        finally:
+            predictor.progress = None
 
 
 def _ids(item: Any) -> Sequence[int]:
@@ -382,15 +395,24 @@ def _device(model):
     return next(model.parameters()).device
 
 
+def evaluation_precision(config: Config, record: RunRecord) -> str:
+    """`evaluation.precision` from the config; by default fp32 on a CPU (exact, whatever the training's
+    precision) and the training's precision on a GPU (as the Trainer computed)."""
+    import torch
+
+    if config.evaluation.precision is not None:
+        return config.evaluation.precision
+    return record.hardware.precision if torch.cuda.is_available() else "fp32"
+
+
 @contextlib.contextmanager
 def _inference(model, precision: str) -> Iterator[None]:
-    """Inference mode; on a GPU in the training's precision (bf16/fp16 autocast, as the Trainer used).
-    On a CPU in fp32: exact, and fast where half precision would only be emulated."""
+    """Inference mode, in fp32 or under bf16/fp16 autocast (the weights stay as they are)."""
     import torch
 
     model.eval()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    autocast = torch.autocast("cuda", dtype=dtype) if dtype and _device(model).type == "cuda" else contextlib.nullcontext()
+    autocast = torch.autocast(_device(model).type, dtype=dtype) if dtype else contextlib.nullcontext()
     with torch.inference_mode(), autocast:
         yield
 
@@ -440,7 +462,7 @@ def _label_name(prediction: int, label_names: list[str]) -> str:
     return NO_LABEL_NAME if prediction == NO_LABEL else label_names[prediction]
 
 
-def _evaluation_facts(config, label_names, references, base: Predictions, adapter: Predictions, seed: int) -> EvaluationFacts:
+def _evaluation_facts(config, label_names, references, base: Predictions, adapter: Predictions, seed: int, precision: str) -> EvaluationFacts:
     names = metrics.metric_names(config.evaluation.metrics)
     backend = metrics.choose_backend(tuple(names))
     scored = {
@@ -464,6 +486,7 @@ def _evaluation_facts(config, label_names, references, base: Predictions, adapte
         average=metrics.AVERAGE,
         rows=len(references),
         batch_size=config.evaluation.batch_size,
+        precision=precision,
         base=_model_evaluation(scored["base"], base),
         adapter=_model_evaluation(scored["adapter"], adapter),
         comparison=comparison,
@@ -491,14 +514,6 @@ def _prediction_rows(row_numbers, texts, references, predictions: Predictions, l
             entry["answer"] = predictions.answers[index]
         rows.append(entry)
     return rows
-
-
-def _confusion_plots(run: RunDir, evaluation: EvaluationFacts, label_names: list[str]) -> dict[str, str]:
-    paths = {}
-    for name, title, scores in (("confusion_base", "Base model", evaluation.base), ("confusion_adapter", "Adapter", evaluation.adapter)):
-        path = plots.confusion_matrix(scores.confusion_matrix, label_names, title, run.plots / f"{name}.png")
-        paths[name] = str(path.relative_to(run.path))
-    return paths
 
 
 def _now() -> datetime:

@@ -87,9 +87,10 @@ Backend = SklearnBackend | EvaluateBackend
 def choose_backend(names: tuple[str, ...]) -> Backend:
     """The evaluate modules for `names` if all of them load, else scikit-learn (with the reason).
 
-    Tried once per process. evaluate waits up to 100 s for an unresponsive Hub, so the Hub is first
-    probed with a short connection timeout; when it is unreachable (or HF_HUB_OFFLINE=1) the modules
-    are looked up in evaluate's cache only.
+    Tried once per process; the choice is stated once on the console (`Metrics: ...`; why not
+    evaluate at debug level) and the card names it. evaluate waits up to 100 s for an unresponsive
+    Hub, so the Hub is first probed with a short connection timeout; when it is unreachable (or
+    HF_HUB_OFFLINE=1) the modules are looked up in evaluate's cache only.
     """
     name = None
     try:
@@ -102,11 +103,13 @@ def choose_backend(names: tuple[str, ...]) -> Backend:
             if shadow := _local_script(name):
                 raise FileExistsError(f"{shadow} in the current directory would be run instead of the metric; not loaded")
             modules[name] = evaluate.load(name, module_type="metric", download_config=download)
+        logger.info("Metrics: computed by evaluate's metric modules.")
         return EvaluateBackend(modules)
     except Exception as error:  # offline, Hub unreachable, module missing or broken
         what = f"evaluate.load({name!r})" if name else "import evaluate"
         reason = f"{what} failed ({type(error).__name__}: {(str(error).splitlines() or [''])[0]})"
-        logger.info("computing metrics with scikit-learn: %s", reason)
+        logger.info("Metrics: computed with scikit-learn, the same functions evaluate's metric modules call (those could not be loaded).")
+        logger.debug("scikit-learn metrics: %s", reason)
         return SklearnBackend(reason)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -305,6 +306,20 @@ def attach_adapter(model: PreTrainedModel, section: PeftSection, task_type: str)
     if getattr(model, "is_loaded_in_4bit", False):  # the Trainer checkpoints gradients, as training.gradient_checkpointing says
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return get_peft_model(model, peft_config)
+
+
+def projects_chosen_positions(model) -> bool:
+    """Whether the model's forward pass takes `logits_to_keep` (most transformers causal LMs: the
+    vocabulary projection for chosen positions only) and no prompt-learning adapter shifts the
+    positions by putting virtual tokens before the input."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return not prompt_learning(model) and "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def prompt_learning(model) -> bool:
+    """Whether the model's active adapter learns virtual tokens that go before the input (prompt tuning)."""
+    peft_config = getattr(model, "active_peft_config", None)
+    return peft_config is not None and peft_config.is_prompt_learning
 
 
 def classification_heads(model: PreTrainedModel) -> list[str]:

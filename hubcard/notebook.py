@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hubcard import environment
+from hubcard import environment, plots
 from hubcard.config import PEFT_TASK_TO_TASK, Config, DataSection, HubSection, validate_config
 from hubcard.data import load_data
 from hubcard.errors import HubcardError, RunDirError
@@ -47,6 +47,8 @@ from hubcard.training import DEFAULT_SEED, new_record, precision, save_adapter, 
 if TYPE_CHECKING:
     from peft import PeftModel
     from transformers import PreTrainedTokenizerBase, Trainer
+
+environment.set_thread_defaults()  # where the notebook has not imported torch yet
 
 EVAL_FILE = "eval.jsonl"
 NOTEBOOK_SECTIONS = ("model", "task", "data", "evaluation", "card", "hub")
@@ -139,7 +141,9 @@ def _write_run(
     record.data = data.facts.model_copy(update={"train": train})
     if trainer is not None:
         record.training = training_facts(trainer, configured=None)
-        record.hardware = environment.hardware(precision(trainer.args), num_processes=trainer.args.world_size)
+        trained_in = environment.PrecisionChoice(precision(trainer.args), "your code", "the Trainer's TrainingArguments")
+        record.hardware = environment.hardware(trained_in, num_processes=trainer.args.world_size)
+        plots.name_plots(run, record, plots.TRAINING_PLOTS)
     run.write(record)
     return run, settings
 

@@ -1,5 +1,9 @@
 """The PNG plots of a run: the training loss curve and the confusion matrices before and after.
 
+The stages that produce the facts (training, evaluation) name their plots in run.json
+(`name_plots`); the card stage draws them (`draw_missing`, called by `render-card` and `publish`),
+so that training and evaluation never wait for matplotlib, and a plot is drawn once.
+
 matplotlib is imported only here, through its object-oriented API with the Agg canvas: no pyplot
 state, no display needed, and nothing changes for a notebook that uses pyplot itself.
 """
@@ -7,13 +11,48 @@ state, no display needed, and nothing changes for a notebook that uses pyplot it
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hubcard.rundir import write_bytes_atomic
+from hubcard.rundir import RunDir, RunRecord, write_bytes_atomic
 
 DPI = 120
+TRAINING_PLOTS = ("loss",)
+EVALUATION_PLOTS = ("confusion_base", "confusion_adapter")
+
+
+def name_plots(run: RunDir, record: RunRecord, names: Iterable[str]) -> None:
+    """Name in `record.plots` the plots `names` that its facts can show (plots/NAME.png), to be drawn
+    by the card stage; an earlier drawing of them is removed (it showed earlier facts)."""
+    for name in names:
+        path = run.plots / f"{name}.png"
+        path.unlink(missing_ok=True)
+        if _drawing(name, record) is None:
+            record.plots.pop(name, None)
+        else:
+            record.plots[name] = str(path.relative_to(run.path))
+
+
+def draw_missing(run: RunDir, record: RunRecord) -> None:
+    """Draw each plot that `record.plots` names and that has no file yet, from run.json's facts.
+    A name hubcard does not know is left alone (publishing then says that its file is missing)."""
+    for name, relative in record.plots.items():
+        path = run.path / relative
+        if not path.is_file() and (draw := _drawing(name, record)) is not None:
+            draw(path)
+
+
+def _drawing(name: str, record: RunRecord) -> Callable[[Path], Any] | None:
+    """How to draw the plot `name` from the facts in `record`; None when they cannot show it."""
+    if name == "loss" and record.training is not None and any("loss" in entry for entry in record.training.log_history):
+        history = record.training.log_history
+        return lambda path: loss_curve(history, path)
+    if name in EVALUATION_PLOTS and record.evaluation is not None and record.data is not None:
+        title, scores = ("Base model", record.evaluation.base) if name == "confusion_base" else ("Adapter", record.evaluation.adapter)
+        labels = record.data.label_names
+        return lambda path: confusion_matrix(scores.confusion_matrix, labels, title, path)
+    return None
 
 
 def loss_curve(log_history: Sequence[dict[str, Any]], path: Path) -> Path | None:

@@ -58,7 +58,7 @@ from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils.sha import git_hash, sha_fileobj
 from jinja2.filters import do_filesizeformat
 
-from hubcard import __version__
+from hubcard import __version__, plots
 from hubcard.card import ADAPTER_ID_STAND_IN, CardFacts, config_yaml, gather_facts, recorded_template, render_card
 from hubcard.config import HubSection, ModelSection
 from hubcard.errors import PublishError
@@ -380,6 +380,7 @@ def publish_run(
     """
     run = RunDir(run_dir)
     record = run.read()
+    plots.draw_missing(run, record)  # where the card was not rendered since the last stage
     recorded = _hub_section(run, record.config.get("hub") or {})
     target = _hub_section(run, {**recorded.model_dump(), **(hub or {})})
     rerun = _rerun_command(run, recorded, target, base_model)

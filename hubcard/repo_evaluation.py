@@ -252,7 +252,7 @@ class Evaluation:
 
     def _evaluate_group(self, group: Group, members: list[Row]) -> dict[str, Row]:
         """Load the base model, evaluate it once, then each adapter on it; the rows by repo id."""
-        from hubcard.evaluation import Predictor, to_device
+        from hubcard.evaluation import Predictor, evaluation_precision, to_device
         from hubcard.models import load_base_model
         from hubcard.training import DEFAULT_SEED, new_record
 
@@ -266,7 +266,8 @@ class Evaluation:
             return {row.target.repo_id: _error(row, why) for row in members}
         group.base_model_loads += 1
         loaded.model = to_device(loaded.model)
-        predictor = Predictor.for_run(config, new_record(config), loaded.tokenizer, label_names)
+        record = new_record(config)  # evaluation.precision of EVAL.yaml, else fp32 (the training's is not known)
+        predictor = Predictor.for_run(config, record, loaded.tokenizer, label_names, evaluation_precision(config, record))
         base = predictor.predict(loaded.model, self.texts, f"base model {group.base_model}")
         group.base_model_evaluations += 1
         rows = {}

@@ -7,6 +7,7 @@
       plots/          loss curve, confusion matrices (PNG)
       README.md       the rendered card
       checkpoints/    Trainer checkpoints (never uploaded)
+      training-log.jsonl  every entry the Trainer logged (loss, learning rate, ...), one JSON line each
       repo/           the exact view that is (or would be) uploaded to the Hub
 
 Stages fill run.json in turn (train: model, adapter, data, training; evaluate: evaluation, plots;
@@ -65,6 +66,11 @@ class Hardware(Record):
     accelerator_count: int = 0
     accelerator_memory_gib: float | None = None
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """The precision the adapter was trained in (bf16/fp16: mixed precision)."""
+    precision_set_by: str | None = None
+    """Who chose it: 'hubcard' (for this hardware), 'config' or 'your code' (a notebook's Trainer)."""
+    precision_reason: str | None = None
+    """Why, in words: 'this CPU computes bf16 natively, with AVX512_BF16', 'training.bf16: true', ..."""
     num_processes: int = 1
     platform: str | None = None
 
@@ -209,6 +215,8 @@ class EvaluationFacts(Record):
     """How f1, precision and recall are averaged over the labels ('binary', 'macro', ...); the card says so."""
     rows: int
     batch_size: int
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """The precision of the predictions (bf16/fp16: autocast, weights in fp32)."""
     base: ModelEvaluation
     adapter: ModelEvaluation
     comparison: list[MetricComparison]
@@ -325,9 +333,22 @@ class RunDir:
         return self.path / "repo"
 
     @property
+    def training_log(self) -> Path:
+        return self.path / "training-log.jsonl"
+
+    @property
     def layout(self) -> list[Path]:
         """Everything hubcard writes into a run directory, and nothing else."""
-        return [self.run_json, self.adapter, self.predictions, self.plots, self.card, self.checkpoints, self.repo_view]
+        return [
+            self.run_json,
+            self.adapter,
+            self.predictions,
+            self.plots,
+            self.card,
+            self.checkpoints,
+            self.repo_view,
+            self.training_log,
+        ]
 
     @property
     def lock_file(self) -> Path:
@@ -551,6 +572,13 @@ def _umask() -> int:
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    """Add one line to a JSON-lines log, in one write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as log:
+        log.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

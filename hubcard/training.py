@@ -15,14 +15,14 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hubcard import __version__, environment
+from hubcard import __version__, environment, plots
 from hubcard.config import Config, redact
 from hubcard.data import LabeledData, load_data
 from hubcard.errors import ConfigError, ConfigProblem, RunDirError
@@ -35,8 +35,8 @@ from hubcard.models import (
     check_model_fits,
     load_base_model,
     model_facts,
+    projects_chosen_positions,
 )
-from hubcard.plots import loss_curve
 from hubcard.rundir import RunDir, RunRecord, StageTiming, TaskFacts, TrainingFacts, checkpoint_step, usual_permissions
 from hubcard.tasks import Prompter, encode_for_causal_lm, encode_for_classification
 
@@ -129,24 +129,25 @@ def _train(config: Config, *, resume: bool, overwrite: bool) -> RunDir:
             _restore_adapter(config, run, plan)
         return run
     seed = int(config.training.get("seed", DEFAULT_SEED))
-    with processes.main_process_first():  # the data set, model and tokenized data caches are built once
-        data = load_data(config.data, seed=seed, project=config.project)
-        check_model_fits(config)
-        loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed)
-        train_dataset = encode_training_data(config, loaded, data)
-    base_parameters = loaded.model.num_parameters()
-    peft_model = attach_adapter(loaded.model, config.peft, config.task.type)
-    arguments = training_arguments(config, run, rows=len(train_dataset))
-    record = plan.record
-    if processes.is_main_process:
-        record.hardware = environment.hardware(precision(arguments), num_processes=processes.num_processes)
-        record.stages["train"] = StageTiming(started_at=_now())
-        run.write(record)
-
-    trainer = _trainer(peft_model, loaded, arguments, train_dataset, config.task.type)
-    # codecarbon measures the whole machine (every CPU and GPU): one meter, in the main process
-    measuring = environment.measure_emissions() if processes.is_main_process else nullcontext(environment.EmissionsMeter())
-    with measuring as meter:
+    # codecarbon measures the whole machine (every CPU and GPU): one meter, in the main process; its
+    # hardware detection runs while the data and the model load
+    meter = environment.EmissionsMeter.started() if processes.is_main_process else environment.EmissionsMeter()
+    with meter:
+        # the data set, model and tokenized data caches are built once; the stage's one bar is the training's
+        with processes.main_process_first(), environment.library_progress_bars_off():
+            data = load_data(config.data, seed=seed, project=config.project)
+            check_model_fits(config)
+            loaded = load_base_model(config.model, config.task.type, data.label_names, seed=seed)
+            train_dataset = encode_training_data(config, loaded, data)
+        base_parameters = loaded.model.num_parameters()
+        peft_model = attach_adapter(loaded.model, config.peft, config.task.type)
+        arguments = training_arguments(config, run, rows=len(train_dataset))
+        record = plan.record
+        if processes.is_main_process:
+            record.hardware = environment.hardware(precision_choice(config.training), num_processes=processes.num_processes)
+            record.stages["train"] = StageTiming(started_at=_now())
+            run.write(record)
+        trainer = _trainer(peft_model, loaded, arguments, train_dataset, config, run)
         trainer.train(resume_from_checkpoint=plan.checkpoint)
     if not processes.is_main_process:
         return run
@@ -163,8 +164,7 @@ def _train(config: Config, *, resume: bool, overwrite: bool) -> RunDir:
         trainer, configured=set(config.training), resumed_from=plan.checkpoint and str(Path(plan.checkpoint).relative_to(run.path))
     )
     record.emissions = meter.result
-    if (plot := loss_curve(trainer.state.log_history, run.plots / "loss.png")) is not None:
-        record.plots["loss"] = str(plot.relative_to(run.path))
+    plots.name_plots(run, record, plots.TRAINING_PLOTS)  # drawn by the card stage
     run.write(record)
     return run
 
@@ -330,12 +330,13 @@ def training_arguments(config: Config, run: RunDir, *, rows: int) -> TrainingArg
     from transformers import TrainingArguments
 
     user = dict(config.training)
-    steps = _total_steps(_base_arguments(config, run), rows)
+    base = _base_arguments(config, run)
+    steps = _total_steps(base, rows)
     chosen: dict[str, Any] = {
         "logging_steps": max(1, steps // LOG_POINTS),
         "logging_first_step": True,
         "save_strategy": "steps",
-        "save_steps": max(1, math.ceil(steps / CHECKPOINTS_PER_RUN)),
+        "save_steps": _checkpoint_steps(steps, base.world_size),
         "save_total_limit": CHECKPOINTS_KEPT,
         "train_sampling_strategy": "group_by_length",  # batches of similar length: little padding
         "dataloader_pin_memory": torch.cuda.is_available(),
@@ -364,34 +365,70 @@ def _total_steps(arguments: TrainingArguments, rows: int) -> int:
     return max(1, math.ceil(arguments.num_train_epochs * math.ceil(rows / per_step)))
 
 
-def _precision_arguments(user: dict[str, Any]) -> dict[str, bool]:
-    """bf16 on a GPU that supports it, else fp16 on a GPU; fp32 on CPU; the user's choice wins."""
-    import torch
+def _checkpoint_steps(steps: int, processes: int) -> int:
+    """How many steps apart checkpoints are saved. One process saves the last step, and every
+    CHECKPOINT_INTERVAL_S of training by the clock (`CheckpointClock`): as often as the run is long.
+    Several processes save CHECKPOINTS_PER_RUN evenly spaced ones instead (each would read its own clock)."""
+    return steps if processes == 1 else max(1, math.ceil(steps / CHECKPOINTS_PER_RUN))
 
-    if "bf16" in user or "fp16" in user or not torch.cuda.is_available():
-        return {}
-    return {environment.gpu_precision(): True}
+
+def _precision_arguments(user: dict[str, Any]) -> dict[str, bool]:
+    choice = precision_choice(user).precision
+    return {} if choice == "fp32" else {choice: True}
+
+
+def precision_choice(user: Mapping[str, Any]) -> environment.PrecisionChoice:
+    """The training's precision, who chose it and why: `training.bf16` or `training.fp16` set to true
+    in the config, else the half precision this machine computes natively (hubcard's choice,
+    `environment.native_precision`) unless the config sets it to false, else fp32. `fp16: false`
+    alone (a GPU config run on a CPU) leaves bf16 to the hardware."""
+    for key in ("bf16", "fp16"):
+        if user.get(key):
+            return environment.PrecisionChoice(key, "config", f"training.{key}: true")
+    native = environment.native_precision()
+    if native.precision != "fp32" and user.get(native.precision) is False:
+        return environment.PrecisionChoice("fp32", "config", f"training.{native.precision}: false, though {native.reason}")
+    return native
 
 
 def precision(arguments: TrainingArguments) -> str:
     return "bf16" if arguments.bf16 else "fp16" if arguments.fp16 else "fp32"
 
 
-def _trainer(peft_model, loaded: LoadedModel, arguments: TrainingArguments, train_dataset, task_type: str):
-    from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, Trainer
+def _trainer(peft_model, loaded: LoadedModel, arguments: TrainingArguments, train_dataset, config: Config, run: RunDir):
+    """hubcard's Trainer (`hubcard.trainer`): the loss at the answer positions for a causal LM, one
+    progress bar, every logged entry in the run directory's training log, checkpoints by the clock
+    unless the config says when to save."""
+    import torch
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, PrinterCallback, ProgressCallback
 
-    multiple = 8 if arguments.bf16 or arguments.fp16 else None  # tensor cores like multiples of 8
-    if task_type == "sequence-classification":
-        collator = DataCollatorWithPadding(loaded.tokenizer, pad_to_multiple_of=multiple)
-    else:  # pads the labels with the ignored label, not the pad token
+    from hubcard.trainer import CheckpointClock, HubcardTrainer, TrainingLog, TrainingProgress, logits_in_fp32
+
+    gpu_half = (arguments.bf16 or arguments.fp16) and torch.cuda.is_available()
+    multiple = 8 if gpu_half else None  # tensor cores like multiples of 8
+    causal = config.task.type == "causal-lm"
+    if arguments.bf16 or arguments.fp16:
+        logits_in_fp32(peft_model, config.task.type)
+    if causal:  # pads the labels with the ignored label, not the pad token
         collator = DataCollatorForSeq2Seq(loaded.tokenizer, padding=True, pad_to_multiple_of=multiple)
-    return Trainer(
+    else:
+        collator = DataCollatorWithPadding(loaded.tokenizer, pad_to_multiple_of=multiple)
+    trainer = HubcardTrainer(
         model=peft_model,
         args=arguments,
         train_dataset=train_dataset,
         data_collator=collator,
         processing_class=loaded.tokenizer,
+        model_projects_answers=causal and projects_chosen_positions(peft_model),
     )
+    trainer.remove_callback(PrinterCallback)  # the logged entries go to the training log, not the console
+    trainer.remove_callback(ProgressCallback)
+    if not config.training.get("disable_tqdm"):
+        trainer.add_callback(TrainingProgress())
+    trainer.add_callback(TrainingLog(run.training_log))
+    if arguments.world_size == 1 and not {"save_steps", "save_strategy"} & set(config.training):
+        trainer.add_callback(CheckpointClock())
+    return trainer
 
 
 def training_facts(trainer, *, configured: Collection[str] | None, resumed_from: str | None = None) -> TrainingFacts:

@@ -424,9 +424,7 @@ def _check_training(card: Card, facts: dict[str, Any], given: Given) -> None:
             card.has(f"Each text is tokenized with the base model's tokenizer and cut at {facts['max_length']} tokens")
     else:
         card.expect("prompt", f"```text\n{(config.get('task') or {}).get('prompt_template', DEFAULT_PROMPT)}\n```" in "\n".join(card.lines), True)
-    regime = "bf16" if arguments.bf16 else "fp16" if arguments.fp16 else "fp32"
-    card.has(f"- **Training regime:** {regime}")
-    card.has(f"- **Precision:** {regime}")
+    _check_precision(card, config, arguments, given)
     epochs = card.find(r"^- \*\*Epochs:\*\* (\S+) \(([\d,]+) optimizer steps(, gradients accumulated over (\d+) batches)?\)$")
     if epochs:
         card.expect("epochs", epochs.group(1), f"{state['epoch']:.3g}")
@@ -442,6 +440,32 @@ def _check_training(card: Card, facts: dict[str, Any], given: Given) -> None:
         entry = next((entry for entry in losses if entry["step"] == int(step)), None)
         card.expect(f"loss at step {step}", (epoch, float(loss)), (str(round(entry["epoch"], 2)), round(entry["loss"], 4)) if entry else None)
     _check_config_block(card, config, given)
+
+
+def _check_precision(card: Card, config: dict[str, Any], arguments: Any, given: Given) -> None:
+    """The training's precision as the Trainer ran it, who chose it and why: the notebook's own
+    TrainingArguments, the config's training.bf16/fp16, else hubcard from what the CPU's flags say it
+    computes natively; the evaluation's (on a CPU: the config's evaluation.precision, else fp32)."""
+    regime = "bf16" if arguments.bf16 else "fp16" if arguments.fp16 else "fp32"
+    trained_in = regime + (" mixed precision" if regime != "fp32" else "")
+    stated = card.find(r"^- \*\*Training regime:\*\* (.+?) \(set by (hubcard|the config|your code): (.+)\)$")
+    if stated:
+        training = config.get("training") or {}
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "").split()
+        native = "AMX-BF16" if "amx_bf16" in flags else "AVX512_BF16" if "avx512_bf16" in flags else None
+        if given.notebook:
+            who, why = "your code", "TrainingArguments"
+        elif training.get(regime) is True:
+            who, why = "the config", f"training.{regime}: true"
+        elif native and training.get("bf16") is False:
+            who, why = "the config", "training.bf16: false"
+        else:
+            who, why = "hubcard", native or "no bf16 instructions"
+        card.expect("training regime", stated.group(1), trained_in)
+        card.expect("who chose the precision", stated.group(2), who)
+        card.expect("why this precision", why in plain(stated.group(3)), True)
+    evaluated_in = (config.get("evaluation") or {}).get("precision") or "fp32"
+    card.has(f"- **Precision:** training in {trained_in}, evaluation in {evaluated_in}")
 
 
 def _check_training_arguments(card: Card, config: dict[str, Any], arguments: Any, given: Given) -> None:

@@ -440,7 +440,7 @@ def test_a_failed_render_keeps_the_adapter_and_the_previous_card(tmp_path):
         card.render_run_card(run, template=broken)
     assert (run / "adapter" / "adapter_model.safetensors").read_bytes() == b"weights"
     assert (run / "README.md").read_bytes() == previous
-    assert sorted(p.name for p in run.iterdir()) == ["README.md", "adapter", "run.json"]
+    assert sorted(p.name for p in run.iterdir()) == ["README.md", "adapter", "plots", "run.json"]  # plots: drawn by the card stage
 
 
 # --- the usage snippet really runs ----------------------------------------------------------------

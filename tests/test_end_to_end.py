@@ -50,6 +50,38 @@ def sst2_overrides(model: str, hub_id: str, repo_id: str, train_rows: int) -> li
     ]
 
 
+# The examples as these tests run them, each as (example file, command-line overrides) for a repo id;
+# bench/precision.py trains the same ones in bf16 and in fp32.
+
+
+def minilm_sst2(repo_id: str) -> tuple[str, list[str]]:
+    overrides = sst2_overrides(MINILM, "sentence-transformers/all-MiniLM-L6-v2", repo_id, train_rows=3000)
+    tuned = ["training.learning_rate=2e-3", "training.num_train_epochs=3"]  # a small model: a higher rate, more passes
+    return "sst2-gpt2-lora.yaml", [*overrides, *tuned]
+
+
+def smollm2_sst2(repo_id: str) -> tuple[str, list[str]]:
+    overrides = sst2_overrides(SMOLLM2_GGUF, "HuggingFaceTB/SmolLM2-135M-Instruct", repo_id, train_rows=1600)
+    return "sst2-gpt2-lora.yaml", [*overrides, "training.per_device_train_batch_size=16", "training.learning_rate=2e-3"]
+
+
+def smollm2_tweets(repo_id: str) -> tuple[str, list[str]]:
+    return "tweet-sentiment-dora.yaml", [
+        f"model.name_or_path={SMOLLM2_GGUF}",
+        "model.hub_id=HuggingFaceTB/SmolLM2-135M-Instruct",
+        "data.path=null",
+        "data.hub_id=cardiffnlp/tweet_eval",  # the files are a copy of its sentiment configuration (data.name)
+        "data.train_split=test",  # the copy here has no train split: train on a slice of test
+        f"data.files.test={TWEETS / 'test.jsonl'}",
+        f"data.files.validation={TWEETS / 'validation.jsonl'}",
+        "data.max_train_samples=480",
+        "data.max_eval_samples=240",
+        "evaluation.batch_size=24",
+        "training.learning_rate=1e-3",  # a few dozen steps: a higher rate than the homework's 5000 rows need
+        f"hub.repo_id={repo_id}",
+    ]
+
+
 def metric(record: RunRecord, name: str):
     return next(comparison for comparison in record.evaluation.comparison if comparison.name == name)
 
@@ -74,17 +106,15 @@ def student(hub) -> dict[str, str]:
 
 def test_sst2_example_with_minilm_beats_the_base_model_by_far(hub, student, tmp_path):
     repo_id = "student/minilm-sst2-lora"
-    overrides = sst2_overrides(MINILM, "sentence-transformers/all-MiniLM-L6-v2", repo_id, train_rows=3000)
-    tuned = ["training.learning_rate=2e-3", "training.num_train_epochs=3"]  # a small model: a higher rate, more passes
-    result = hubcard("train-and-publish", "examples/sst2-gpt2-lora.yaml", *overrides, *tuned, "--run-dir", str(tmp_path / "run"), env=student)
-    overrides += tuned
+    example_file, overrides = minilm_sst2(repo_id)
+    result = hubcard("train-and-publish", f"examples/{example_file}", *overrides, "--run-dir", str(tmp_path / "run"), env=student)
     run = RunDir(tmp_path / "run")
     record = run.read()
     accuracy = metric(record, "accuracy")
     assert record.evaluation.rows == 872  # all of the GLUE validation split
     assert accuracy.adapter >= 0.80 and accuracy.difference >= 0.2 and accuracy.difference_interval[0] > 0.15
     assert f"Result: accuracy {accuracy.base:.3f} → {accuracy.adapter:.3f}" in result.stdout
-    assert_published_and_checked(hub, run, repo_id, "sst2-gpt2-lora.yaml", overrides)
+    assert_published_and_checked(hub, run, repo_id, example_file, overrides)
 
     # The published adapter, loaded back from the Hub as the card says, gives the recorded predictions.
     from peft import PeftModel
@@ -103,34 +133,20 @@ def test_sst2_example_with_minilm_beats_the_base_model_by_far(hub, student, tmp_
 def test_sst2_example_with_smollm2_as_a_classifier(hub, student, tmp_path):
     """The slower variant: a decoder model with a classification head on its last token."""
     repo_id = "student/smollm2-sst2-lora"
-    overrides = sst2_overrides(SMOLLM2_GGUF, "HuggingFaceTB/SmolLM2-135M-Instruct", repo_id, train_rows=1600)
-    overrides += ["training.per_device_train_batch_size=16", "training.learning_rate=2e-3"]
-    hubcard("train-and-publish", "examples/sst2-gpt2-lora.yaml", *overrides, "--run-dir", str(tmp_path / "run"), env=student)
+    example_file, overrides = smollm2_sst2(repo_id)
+    hubcard("train-and-publish", f"examples/{example_file}", *overrides, "--run-dir", str(tmp_path / "run"), env=student)
     run = RunDir(tmp_path / "run")
     record = run.read()
     accuracy = metric(record, "accuracy")
     assert record.model.architecture == "LlamaForSequenceClassification" and record.model.source == "gguf"
     assert record.evaluation.rows == 872 and accuracy.adapter >= 0.80 and accuracy.difference_interval[0] > 0.15
-    assert_published_and_checked(hub, run, repo_id, "sst2-gpt2-lora.yaml", overrides)
+    assert_published_and_checked(hub, run, repo_id, example_file, overrides)
 
 
 def test_tweet_example_with_smollm2_and_dora_answers_with_label_words(hub, student, tmp_path):
     repo_id = "student/smollm2-tweet-dora"
-    overrides = [
-        f"model.name_or_path={SMOLLM2_GGUF}",
-        "model.hub_id=HuggingFaceTB/SmolLM2-135M-Instruct",
-        "data.path=null",
-        "data.hub_id=cardiffnlp/tweet_eval",  # the files are a copy of its sentiment configuration (data.name)
-        "data.train_split=test",  # the copy here has no train split: train on a slice of test
-        f"data.files.test={TWEETS / 'test.jsonl'}",
-        f"data.files.validation={TWEETS / 'validation.jsonl'}",
-        "data.max_train_samples=480",
-        "data.max_eval_samples=240",
-        "evaluation.batch_size=24",
-        "training.learning_rate=1e-3",  # a few dozen steps: a higher rate than the homework's 5000 rows need
-        f"hub.repo_id={repo_id}",
-    ]
-    hubcard("train-and-publish", "examples/tweet-sentiment-dora.yaml", *overrides, "--run-dir", str(tmp_path / "run"), env=student)
+    example_file, overrides = smollm2_tweets(repo_id)
+    hubcard("train-and-publish", f"examples/{example_file}", *overrides, "--run-dir", str(tmp_path / "run"), env=student)
     run = RunDir(tmp_path / "run")
     record = run.read()
     assert record.adapter.config["use_dora"] and record.task.prediction == "generate"
@@ -140,7 +156,7 @@ def test_tweet_example_with_smollm2_and_dora_answers_with_label_words(hub, stude
     # Before: the instruct model's own sentences; after: the label word alone.
     assert sum(" " in example.base_answer and example.base_answer.lower() not in words for example in examples) >= len(examples) // 2
     assert sum(example.adapter_answer.lower() in words for example in examples) >= len(examples) - 1
-    files = assert_published_and_checked(hub, run, repo_id, "tweet-sentiment-dora.yaml", overrides)
+    files = assert_published_and_checked(hub, run, repo_id, example_file, overrides)
     card = files["README.md"].decode()
     assert examples[0].base_answer[:40] in card
     assert json.loads(files["adapter_config.json"])["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"

@@ -4,17 +4,21 @@ the run directory they leave, and predictions that a reloaded adapter reproduces
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from hubcard import card, evaluation, training
+from hubcard import card, environment, evaluation, training
 from hubcard.errors import ModelLoadError, RunDirError
 from hubcard.rundir import RunDir, read_jsonl
 from hubcard.tasks import NO_LABEL, Prompter, encode_for_causal_lm, match_label
-from tests.tiny import config_dict, make_config, tiny_model
+from tests.tiny import ROOT, config_dict, make_config, tiny_model, write_config
 
 METHODS = {
     "lora": {"r": 4, "lora_alpha": 8},
@@ -66,10 +70,18 @@ def test_classification_run_records_every_stage(classification_run):
     assert record.evaluation.rows == 24 and record.evaluation.metric_names[:2] == ["accuracy", "f1"]
     assert record.evaluation.metric_backend in ("evaluate", "scikit-learn")
     assert {"train", "evaluate"} <= set(record.stages) and record.stages["train"].seconds > 0
-    assert record.hardware.precision == "fp32" and record.hardware.cpu_count >= 1
+    native = environment.native_precision()  # bf16 where this CPU computes it natively, else fp32
+    assert (record.hardware.precision, record.hardware.precision_set_by, record.hardware.precision_reason) == (
+        native.precision,
+        "hubcard",
+        native.reason,
+    )
+    assert record.evaluation.precision == "fp32"  # exact, whatever the training's precision
+    assert record.hardware.cpu_count >= 1
     assert {"transformers", "peft", "torch", "datasets", "huggingface_hub", "hubcard"} <= set(record.versions)
     assert record.emissions is not None and (record.emissions.measured or record.emissions.reason)
-    assert set(record.plots) == {"loss", "confusion_base", "confusion_adapter"}
+    assert set(record.plots) == {"loss", "confusion_base", "confusion_adapter"}  # named; the card stage draws them
+    card.render_run_card(run.path)
     for plot in record.plots.values():
         assert (run.path / plot).read_bytes().startswith(b"\x89PNG")
 
@@ -81,7 +93,7 @@ def test_adapter_folder_names_the_hub_id_and_holds_no_placeholder_card(classific
     assert "README.md" not in files
     adapter_config = json.loads((run.adapter / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == "someone/tiny-bert"
-    assert run.last_checkpoint() is not None and run.last_checkpoint().name == "checkpoint-4"
+    assert [folder.name for folder in run.checkpoints.iterdir()] == ["checkpoint-4"]  # a short run: its last step only
 
 
 def test_predictions_cover_every_row_and_match_the_metrics(classification_run):
@@ -326,11 +338,195 @@ def test_training_arguments_are_chosen_for_the_hardware_and_the_user_wins(bert, 
     raw = config_dict(bert, "sequence-classification", tmp_path / "run", training={"num_train_epochs": 2, "logging_steps": 3})
     config = make_config(raw, tmp_path)
     arguments = training.training_arguments(config, RunDir(config.run_dir), rows=64)
-    assert not arguments.bf16 and not arguments.fp16  # no GPU here: fp32
+    native = environment.native_precision().precision
+    assert (arguments.bf16, arguments.fp16) == (native == "bf16", native == "fp16")
     assert arguments.logging_steps == 3  # the user's value
     assert arguments.train_sampling_strategy == "group_by_length" and arguments.save_total_limit == 2
     changed = training.changed_arguments(arguments)
     assert changed["logging_steps"] == 3 and "output_dir" not in changed
+
+
+def test_precision_is_what_the_hardware_computes_natively_unless_the_config_says(bert, tmp_path):
+    native = environment.native_precision()
+    assert training.precision_choice({}) == native
+    assert training.precision_choice({"fp16": False}) == native  # a GPU config's "no fp16" leaves bf16 to the hardware
+    assert training.precision_choice({"bf16": True}) == environment.PrecisionChoice("bf16", "config", "training.bf16: true")
+    assert native.set_by == "hubcard" and native.reason  # e.g. this CPU computes bf16 natively, with AVX512_BF16
+    raw = config_dict(bert, "sequence-classification", tmp_path / "run", training={"bf16": False, "fp16": False})
+    arguments = training.training_arguments(make_config(raw, tmp_path), RunDir(tmp_path / "run"), rows=64)
+    assert not arguments.bf16 and not arguments.fp16
+    if native.precision != "fp32":
+        ruled_out = training.precision_choice({native.precision: False})
+        assert (ruled_out.precision, ruled_out.set_by) == ("fp32", "config")
+        assert ruled_out.reason == f"training.{native.precision}: false, though {native.reason}"
+
+
+@pytest.mark.skipif("avx512_bf16" not in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else True, reason="needs an x86 CPU with AVX512_BF16")
+def test_bf16_is_native_only_where_the_cpu_flags_and_torchs_kernels_agree():
+    """This CPU has AVX512_BF16: bf16 is native, unless ATen is told to use AVX2 kernels only."""
+    assert environment.cpu_bf16_feature() in ("AVX512_BF16", "AMX-BF16")
+    check = "from hubcard import environment; print(environment.cpu_bf16_feature())"
+    lowered = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, env={**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}, check=True
+    )
+    assert lowered.stdout.strip() == "None"
+
+
+def test_thread_settings_are_set_before_torch_loads_and_never_over_the_users():
+    code = """
+import json, os, sys
+sys.argv = ["hubcard", "--version"]
+from hubcard import environment
+from hubcard.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+chosen = {name: os.environ.get(name) for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+mine = environment.set_thread_defaults({"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "1"})
+import torch
+print(json.dumps([chosen, mine, environment.set_thread_defaults({})]))
+"""
+    environ = {name: value for name, value in os.environ.items() if name not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, check=True)
+    by_the_command, beside_the_users, after_torch = json.loads(result.stdout.splitlines()[-1])
+    assert by_the_command == {"GOMP_SPINCOUNT": str(environment.SPIN_COUNT), "OMP_WAIT_POLICY": None}
+    assert "OMP_WAIT_POLICY" not in beside_the_users and "GOMP_SPINCOUNT" not in beside_the_users
+    assert "OMP_NUM_THREADS" not in beside_the_users
+    assert after_torch == {}  # too late: OpenMP has read its settings
+    notebook = "import os, hubcard.notebook; print(os.environ.get('GOMP_SPINCOUNT'))"
+    imported = subprocess.run([sys.executable, "-c", notebook], capture_output=True, text=True, env=environ, check=True)
+    assert imported.stdout.strip() == str(environment.SPIN_COUNT)  # a notebook that imports hubcard before torch
+
+
+def test_causal_lm_loss_at_the_answer_positions_equals_the_whole_computation(llama, tmp_path):
+    """The loss and the LoRA gradients, with and without a count of labelled tokens across accumulated
+    batches, equal what the model computes over every position; only the answers' positions are projected."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, TrainingArguments
+
+    from hubcard.trainer import HubcardTrainer, answer_positions
+
+    tokenizer = AutoTokenizer.from_pretrained(llama)
+    torch.manual_seed(0)
+    lora = LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(llama), lora)
+    prompter = Prompter(tokenizer, "Review: {text}", ["negative", "positive", "a thumbs up"])  # answers of 1 to 3 words
+    texts = ["fine", "a much longer review of a film that goes on and on", "dull", "terrible acting and a weak plot"]
+    batch = DataCollatorForSeq2Seq(tokenizer, padding=True)([encode_for_causal_lm(prompter, text, i % 3, 64) for i, text in enumerate(texts)])
+    trainer = HubcardTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[]), model_projects_answers=True)
+    trainable = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+
+    def loss_and_gradients(compute) -> tuple[float, dict[str, torch.Tensor]]:
+        model.zero_grad()
+        loss = compute()
+        loss.backward()
+        parameters = dict(model.named_parameters())
+        return loss.item(), {name: parameters[name].grad.clone() for name in trainable}
+
+    labelled = int(batch["labels"][:, 1:].ne(-100).sum())
+    for items in (None, torch.tensor(2 * labelled)):  # a mean; a sum over the tokens of two accumulated batches
+        counted = {} if items is None else {"num_items_in_batch": items}
+        answers = loss_and_gradients(lambda: trainer.compute_loss(model, dict(batch), num_items_in_batch=items))
+        whole = loss_and_gradients(lambda: model(**batch, **counted).loss)
+        assert answers[0] == pytest.approx(whole[0], rel=1e-6)
+        for name in trainable:
+            assert torch.allclose(answers[1][name], whole[1][name], atol=1e-7), name
+        assert any(gradient.abs().sum() > 0 for gradient in answers[1].values())
+    assert len(answer_positions(batch["labels"])) < batch["input_ids"].shape[1] / 2
+
+
+@pytest.mark.parametrize("task_type", ["sequence-classification", "causal-lm"])
+def test_under_mixed_precision_the_logits_alone_are_computed_in_fp32(task_type, bert, llama):
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from hubcard.trainer import logits_in_fp32
+
+    causal = task_type == "causal-lm"
+    base = AutoModelForCausalLM.from_pretrained(llama) if causal else AutoModelForSequenceClassification.from_pretrained(bert, num_labels=2)
+    model = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM" if causal else "SEQ_CLS", r=4))
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    logits_in_fp32(model, task_type)
+    attention = next(module for name, module in model.named_modules() if name.endswith(("q_proj", "query")) and hasattr(module, "base_layer"))
+    seen = []
+    attention.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    input_ids = torch.tensor([[5, 6, 7, 8]])
+    for each in (model, copy.deepcopy(model)):  # a copy computes with its own head
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = each(input_ids=input_ids).logits
+        assert logits.dtype == torch.float32
+    assert seen and set(seen) == {torch.bfloat16}  # the layers below the head: still in bf16
+    assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())  # nothing else changed
+
+
+def test_a_run_prints_one_bar_and_logs_every_step_to_the_run_directory(bert, tmp_path):
+    """`hubcard train`: no logged entry on the console (stdout or stderr), every one in the training log;
+    the plots are drawn by the card stage, and drawn again after a new evaluation; the metric backend
+    and the card's notes are said once."""
+    raw = config_dict(bert, "sequence-classification", tmp_path / "run", training={"max_steps": 4, "logging_steps": 1})
+    config = write_config(raw, tmp_path)
+    run = RunDir(tmp_path / "run")
+
+    def hubcard(*arguments: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "hubcard", *arguments], capture_output=True, text=True, cwd=ROOT)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    trained = hubcard("train", str(config))
+    assert trained.stdout == f"Adapter saved in {run.adapter}\n"
+    assert "Training" in trained.stderr and "loss " in trained.stderr  # the bar, with the loss in it
+    for raw_entry in ("{'loss'", "'grad_norm'", "train_runtime", "Loading weights", "Tokenizing"):
+        assert raw_entry not in trained.stderr
+    logged = read_jsonl(run.training_log)
+    assert [entry["step"] for entry in logged if "loss" in entry] == [1, 2, 3, 4]
+    assert all("learning_rate" in entry and "grad_norm" in entry for entry in logged if "loss" in entry)
+    assert logged[-1]["step"] == 4 and "train_runtime" in logged[-1]
+    assert logged == run.read().training.log_history
+    assert not run.plots.exists()  # training draws nothing
+
+    evaluated = hubcard("evaluate", str(run.path))
+    assert "{'" not in evaluated.stderr and not run.plots.exists()
+    assert evaluated.stderr.count("Metrics: computed ") == 1  # the metric backend, said once
+    hubcard("render-card", str(run.path))
+    drawn = {name: (run.path / path).read_bytes() for name, path in run.read().plots.items()}
+    assert set(drawn) == {"loss", "confusion_base", "confusion_adapter"} and all(png.startswith(b"\x89PNG") for png in drawn.values())
+    hubcard("evaluate", str(run.path))  # new evaluation facts: their plots are drawn again by the card stage
+    assert sorted(path.name for path in run.plots.iterdir()) == ["loss.png"]
+    published = hubcard("publish", str(run.path), "--dry-run")  # renders the card more than once
+    assert sorted(path.name for path in run.plots.iterdir()) == ["confusion_adapter.png", "confusion_base.png", "loss.png"]
+    for note in ("base_model is left out of the card's metadata", "the card's metadata has no model-index"):
+        assert published.stderr.count(note) == 1, published.stderr  # the card's notes, said once
+
+
+def test_checkpoints_follow_the_clock_unless_the_config_says_when(bert, tmp_path, monkeypatch):
+    from hubcard import trainer
+
+    def checkpoints(name: str, **options) -> list[str]:
+        raw = config_dict(bert, "sequence-classification", tmp_path / name, training={"max_steps": 4, **options})
+        run = training.train(make_config(raw, tmp_path))
+        return sorted(folder.name for folder in run.checkpoints.iterdir())
+
+    assert checkpoints("short") == ["checkpoint-4"]  # seconds of training: the last step only
+    monkeypatch.setattr(trainer, "CHECKPOINT_INTERVAL_S", 0.0)  # as if each step took longer than the interval
+    assert checkpoints("long") == ["checkpoint-3", "checkpoint-4"]  # one per step, the last two kept
+    assert checkpoints("configured", save_steps=2) == ["checkpoint-2", "checkpoint-4"]  # the config's cadence wins
+
+
+def test_evaluation_runs_in_the_precision_the_config_asks_for(classification_run, tmp_path):
+    _, run, record = classification_run
+    copy = RunDir(tmp_path / "run")
+    shutil.copytree(run.path, copy.path)
+    copied = copy.read()
+    copied.config["evaluation"]["precision"] = "bf16"
+    copy.write(copied)
+    in_bf16 = evaluation.evaluate_run(copy.path)
+    assert in_bf16.evaluation.precision == "bf16" and record.evaluation.precision == "fp32"
+    same = sum(a == b for a, b in zip(read_jsonl(copy.predictions / "adapter.jsonl"), read_jsonl(run.predictions / "adapter.jsonl")))
+    assert same >= 20  # of 24: bf16 rounds, the labels barely move
+    assert "evaluation in bf16" in card.render_card(in_bf16)
 
 
 # --- memory and 4-bit -------------------------------------------------------------------------
