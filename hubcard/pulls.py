@@ -12,7 +12,8 @@ opened them.
                           else ──► a new pull request, marked
 
 So running the same command again never opens a second pull request, and a pull request of hubcard's
-always holds the latest change it proposes. A file "would change" when its content (git blob id, or
+always holds the latest change it proposes. The kinds that change the card alone (CARD_KINDS: a refreshed
+card, evaluation results) share one pull request: the second command's change goes into the first one's. A file "would change" when its content (git blob id, or
 sha256 for an LFS file) differs from the revision's, as the Hub's file metadata gives it: nothing is
 downloaded to compare.
 """
@@ -32,6 +33,9 @@ Operation = CommitOperationAdd | CommitOperationDelete
 
 PullRequestKind = Literal["card", "publish", "results"]
 PULL_REQUEST_KINDS: tuple[PullRequestKind, ...] = ("card", "publish", "results")
+CARD_KINDS: tuple[PullRequestKind, ...] = ("card", "results")
+"""The kinds that change README.md alone: one pull request of hubcard's holds them all (two pull
+requests changing the same file would conflict once either is merged)."""
 MARKER = "<!-- hubcard:pull-request kind={kind} -->"
 MARKER_PATTERN = re.compile(r"<!--\s*hubcard:pull-request\s+kind=(?P<kind>[\w-]+)\s*-->")
 OPEN_STATUSES = ("open", "draft")
@@ -92,6 +96,11 @@ def open_pull_requests(api: HfApi, repo_id: str, kind: PullRequestKind | None = 
     return sorted(found, key=lambda pull: pull.number)
 
 
+def card_pull_request(api: HfApi, repo_id: str, branch: str = "main") -> HubcardPullRequest | None:
+    """hubcard's open pull request to `branch` that changes the card (a kind of CARD_KINDS), if any."""
+    return next((pull for pull in open_pull_requests(api, repo_id) if pull.kind in CARD_KINDS and pull.target_branch == branch), None)
+
+
 # --- proposing a change -------------------------------------------------------------------------------
 
 ProposalAction = Literal["nothing to change", "opened", "updated", "up to date"]
@@ -135,7 +144,8 @@ def propose(
     attempt opened. huggingface_hub's HTTP errors propagate. The token is `api`'s.
     """
     changes = pending(api, repo_id, operations, branch)
-    mine = [pull for pull in open_pull_requests(api, repo_id, kind) if pull.target_branch == branch]
+    family = CARD_KINDS if kind in CARD_KINDS else (kind,)
+    mine = [pull for pull in open_pull_requests(api, repo_id) if pull.kind in family and pull.target_branch == branch]
     if not changes:
         for pull in mine:
             api.change_discussion_status(

@@ -49,8 +49,9 @@ from hubcard.hub import HUB_ERRORS, hub_error, patient_client, request_timeout, 
 from hubcard.lint import PLACEHOLDER
 from hubcard.metadata import MetadataProblem, metadata_problems
 from hubcard.model_ids import model_id, same_model
-from hubcard.pulls import Proposal, pending, propose
+from hubcard.pulls import Proposal, card_pull_request, pending, propose
 from hubcard.repos import TABLE_WIDTH, Column, Row, SelectionError, Status, Target, Unchecked, read_file
+from hubcard.results_card import holds_results
 from hubcard.rundir import write_text_atomic
 from hubcard.sections import (
     KEY_LINE, OPTIONAL, Section, has_text, heading_key, hub_template_sections, is_to_write, normalized_lines, parse_sections,
@@ -318,7 +319,7 @@ class Refresher:
 
     def refresh(self, repo_id: str, given: Mapping[str, Any], path: Path) -> RefreshOutcome:
         """Read the repo, refresh its card, and write it to `path` or send it as the mode says."""
-        head, card_text, found, facts = _read_repo(self.api, repo_id, self.branch)
+        head, card_text, found, facts = _read_repo(self.api, repo_id, self._source(repo_id))
         outcome = refresh_card(card_text, facts, self.template, given=given, to_write=self.to_write, found=found)
         if self.mode == "file":
             write_text_atomic(path, outcome.text)
@@ -339,6 +340,14 @@ class Refresher:
             repo_id, operations, commit_message=COMMIT_MESSAGE, commit_description=description, revision=self.branch, parent_commit=head
         )
         return dataclasses.replace(outcome, commit=commit)
+
+    def _source(self, repo_id: str) -> str:
+        """The revision whose card is refreshed: the branch, or hubcard's open pull request of the card
+        when it holds evaluation results (`hubcard evaluate --pr`), which the refreshed card must keep."""
+        if self.mode != "pr" or (pull := card_pull_request(self.api, repo_id, self.branch)) is None:
+            return self.branch
+        card = read_file(self.api, repo_id, CARD, revision=pull.git_reference).decode("utf-8-sig")
+        return pull.git_reference if holds_results(card) else self.branch
 
     def columns(self) -> list[Column]:
         return [

@@ -34,8 +34,10 @@ from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import yaml
+
 from hubcard.config import PEFT_TASK_TO_TASK, EvalConfig, portable_path
-from hubcard.errors import ConfigError, HubcardError, RunDirError
+from hubcard.errors import ConfigError, ConfigProblem, DataError, HubcardError, RunDirError
 from hubcard.metadata import metadata_problems
 from hubcard.repos import TABLE_WIDTH, Column, Row, SelectionError, Status, Target, Unchecked, mark_duplicates, run
 from hubcard.rundir import HubAdapterFacts, RunDir, temporary_folder
@@ -158,6 +160,7 @@ class Evaluation:
         be evaluated, huggingface_hub's errors for a repo that cannot be read."""
         from hubcard.hub import request_timeout
         from hubcard.models import file_sha256
+        from hubcard.publish import CONFIG as TRAINING_CONFIG
         from hubcard.refresh import repo_facts
 
         repo_id = target.repo_id
@@ -172,6 +175,8 @@ class Evaluation:
             raise Unchecked(f"no adapter weights ({' or '.join(WEIGHTS)}) {where}")
         config_path = Path(self.api.hf_hub_download(repo_id, ADAPTER_CONFIG, revision=commit))
         adapter_config = _adapter_config(config_path, where)
+        if TRAINING_CONFIG in files:
+            self._check_label_names(Path(self.api.hf_hub_download(repo_id, TRAINING_CONFIG, revision=commit)), f"{TRAINING_CONFIG} {where}")
         weights_path = Path(self.api.hf_hub_download(repo_id, weights, revision=commit))
         facts = repo_facts(repo_id, adapter_config, "", {})
         base_model, base_model_from = self._base_model(facts.base_model, adapter_config, target)
@@ -188,6 +193,22 @@ class Evaluation:
             task_type=self._task_type(adapter_config),
             method=facts.method,
         )
+
+    def _check_label_names(self, training_config: Path, where: str) -> None:
+        """Unchecked when the config the adapter was trained with (hubcard's config.yaml in the repo) names
+        other labels, or the same in another order, than the evaluation's: the classifier's outputs (or
+        the label words) would be scored against the wrong labels."""
+        try:
+            trained = ((yaml.safe_load(training_config.read_text(encoding="utf-8")) or {}).get("data") or {}).get("label_names")
+        except (yaml.YAMLError, UnicodeDecodeError, AttributeError):
+            return  # not hubcard's config, or not one it can read: nothing to compare
+        ours = self.data.label_names
+        if isinstance(trained, list) and [str(name) for name in trained] != list(ours):
+            raise Unchecked(
+                f"labels do not match: the adapter was trained with data.label_names {trained} ({where}), "
+                f"the evaluation data's are {ours}; its outputs would be scored against the wrong labels "
+                "(fix data.label_names in the evaluation file: the same names, in the same order)"
+            )
 
     def _commit(self, repo_id: str) -> tuple[str, datetime | None]:
         """The commit to evaluate and its date: the revision's head, or the last commit of the branch
@@ -430,7 +451,7 @@ def evaluate_repos(
 
     Checked before any repo is read: a token, when the results are sent (`send`: `pr` proposes them in
     hubcard's pull request, `push` commits them, hubcard.results_card); the roster's base_model column
-    (SelectionError); the evaluation data (loaded once, DataError). `revision`/`before`: which commit of
+    (SelectionError); the evaluation data (loaded once; ConfigError when they do not match the file). `revision`/`before`: which commit of
     each repo; `base_model`: the base model's Hub id for the adapters whose adapter_config.json names none.
     """
     from huggingface_hub import HfApi
@@ -441,7 +462,10 @@ def evaluate_repos(
 
     token = require_token("sending the results to the repos' cards") if send else None
     _check_roster(targets)
-    data = load_data(eval_config.data, seed=DEFAULT_SEED, with_train=False)
+    try:
+        data = load_data(eval_config.data, seed=DEFAULT_SEED, with_train=False)
+    except DataError as error:  # the held-out set does not match the evaluation file: a usage error (exit 2)
+        raise ConfigError([ConfigProblem("data", str(error))], eval_config.source, kind="evaluation file") from None
     action = Evaluation(eval_config, data, revision=revision, before=before, base_model=base_model, output_dir=output_dir, send=send)
     action.api = HfApi(token=token) if token else action.api
     rows = mark_duplicates(action.evaluate(run(action, targets, jobs=jobs)), status_of)

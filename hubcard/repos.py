@@ -323,6 +323,8 @@ def describe(error: BaseException) -> str:
     elif isinstance(error, HfHubHTTPError) and error.response is not None:
         status = error.response.status_code
         text = f"the Hub refused the token (401: {_server_message(error)})" if status == 401 else f"the Hub answered {status}: {_server_message(error)}"
+        if status == 403 and error.response.request.method != "GET":
+            text += "; this token may not write to the repo: --pr proposes the change instead (reading is enough for a pull request)"
     elif isinstance(error, httpx2.TimeoutException):
         text = f"the Hub at {constants.ENDPOINT} did not answer within {request_timeout():g} s"
     elif isinstance(error, httpx2.TransportError):

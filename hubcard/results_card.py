@@ -30,7 +30,7 @@ from hubcard.card import RESULTS_HEADING, model_index_results, results_section
 from hubcard.frontmatter import read_front_matter, split_front_matter
 from hubcard.merge import CardRecord, merge_card, record_card
 from hubcard.metadata import metadata_problems
-from hubcard.pulls import Proposal, pending, propose
+from hubcard.pulls import Proposal, card_pull_request, pending, propose
 from hubcard.repos import read_file
 from hubcard.rundir import RunRecord
 from hubcard.sections import heading_key, normalized_lines, parse_sections
@@ -81,13 +81,21 @@ def results_card(theirs: str | None, record: RunRecord) -> ResultsCard:
     return ResultsCard(merged.text, kept, index is not None)
 
 
+def holds_results(card: str) -> bool:
+    """Whether `card` holds a results section of hubcard's (its marker)."""
+    return any(MARKER_PATTERN.match(line) for line in card.splitlines())
+
+
 def send_results(api: HfApi, repo_id: str, record: RunRecord, mode: Mode) -> Sent:
     """Merge the results of `record` into the card of `repo_id`'s default branch and push them (`push`)
-    or propose them through hubcard's `results` pull request (`pr`). ValueError when the merged card's
+    or propose them through hubcard's pull request of the card (`pr`: the open one, a refreshed card's
+    included, on its card; else a new `results` one). ValueError when the merged card's
     metadata is one the Hub would refuse (nothing is sent); huggingface_hub's errors propagate."""
     head = api.model_info(repo_id).sha
+    # hubcard's open pull request of the card (a refreshed card): the results go into it, on its card
+    pull = card_pull_request(api, repo_id, BRANCH) if mode == "pr" else None
     try:
-        theirs = read_file(api, repo_id, CARD, revision=head).decode("utf-8-sig")
+        theirs = read_file(api, repo_id, CARD, revision=pull.git_reference if pull else head).decode("utf-8-sig")
     except RemoteEntryNotFoundError:
         theirs = None
     merged = results_card(theirs, record)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from hubcard.config import did_you_mean, pydantic_problems, line_of
 from hubcard.errors import ConfigError, ConfigProblem
@@ -38,7 +38,7 @@ class SectionRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     heading: str = Field(min_length=1)
     """A section of the Hub's card template by its name (e.g. 'Bias, Risks, and Limitations') or any heading."""
-    min_words: int = Field(default=1, gt=0)
+    min_words: StrictInt = Field(default=1, gt=0)
 
 
 class Rubric(BaseModel):
@@ -46,7 +46,7 @@ class Rubric(BaseModel):
     sections: list[SectionRule] = []
     facts: list[Fact] = []
     files: list[str] = []
-    allow_placeholders: bool = False
+    allow_placeholders: StrictBool = False
 
     @model_validator(mode="after")
     def _each_once(self) -> Rubric:

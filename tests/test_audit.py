@@ -197,6 +197,9 @@ def test_an_invalid_rubric_or_roster_is_a_usage_error(course, tmp_path):
     assert "sections[0].min_word (line 3): unknown key (did you mean 'min_words'?)" in stderr
     assert "facts[0] (line 5): must be one of 'base_model', 'license', 'training_data', 'evaluation' or 'limitations', got 'licence'" in stderr
     assert "files (line 6): must be a list" in stderr
+    rubric.write_text('allow_placeholders: "false"\nsections:\n  - {heading: Uses, min_words: "30"}\n', encoding="utf-8")
+    code, _, stderr = audit(course.GOOD, "--rubric", str(rubric))  # a string is no yes/no, nor a number
+    assert code == 2 and "allow_placeholders (line 1)" in stderr and "sections[0].min_words (line 3)" in stderr, stderr
 
     roster = tmp_path / "roster.csv"
     roster.write_text("name,repo\nAmy,amy/hw3-lora\n", encoding="utf-8")

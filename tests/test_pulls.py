@@ -64,7 +64,7 @@ def test_propose_opens_one_pull_request_updates_it_and_never_duplicates_it(hub):
     assert not hub.writes(sent)  # the same content and a message it already holds: nothing sent
 
     staff.create_commit(REPO, [CommitOperationAdd("README.md", b"x")], commit_message="Another kind", create_pr=True,
-                        commit_description=marker("results"))  # fmt: skip
+                        commit_description=marker("publish"))  # fmt: skip
     amy.create_pull_request(REPO, "Amy's own pull request")
     updated = card(b"# hw3\n\nA LoRA adapter of MiniLM.\n", message="Also Limitations.")
     assert (updated.action, updated.number) == ("updated", 1)
@@ -76,3 +76,7 @@ def test_propose_opens_one_pull_request_updates_it_and_never_duplicates_it(hub):
     amy.create_commit(REPO, [CommitOperationAdd("README.md", b"# hw3\n\nA LoRA adapter of MiniLM.\n")], commit_message="Applied by hand")
     assert card(b"# hw3\n\nA LoRA adapter of MiniLM.\n") == Proposal("nothing to change", closed=(1,))
     assert [pull.number for pull in open_pull_requests(staff, REPO)] == [2]  # the other kind's stays open
+    # The kinds that change the card alone share one pull request: evaluation results go into a refresh's.
+    opened = card(b"# hw3\n\nRefreshed.\n")
+    results = propose(staff, REPO, [CommitOperationAdd("README.md", b"# hw3\n\nRefreshed.\n\n## Results\n")], kind="results", title="Results", description="")
+    assert (opened.action, results.action, results.number) == ("opened", "updated", opened.number)

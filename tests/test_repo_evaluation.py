@@ -239,7 +239,26 @@ def test_bad_input_is_refused_before_any_repo_is_read(hub, tmp_path):
     assert code == 2 and "--base-model" in stderr
     code, _, stderr = evaluate(str(tmp_path), "--before", DEADLINE)
     assert code == 2 and "--before go with --repo, --author or --roster" in stderr
+    wrong_names = {**EVAL_FILE, "data": {**EVAL_DATA, "label_names": ["bad", "good"]}}  # the file's labels are negative/positive
+    code, _, stderr = evaluate("--repo", ALICE, str(eval_file(tmp_path, wrong_names)))
+    assert code == 2 and "Invalid evaluation file in" in stderr and "data: " in stderr and "label" in stderr, stderr
     assert hub.requests() == []
+
+
+def test_labels_in_another_order_than_the_adapter_was_trained_with_are_an_error_not_a_grade(course, adapters, hub, tmp_path):
+    """A TA who lists the labels in the wrong order would grade every student against swapped labels."""
+    dave = "dave/hw3-reviews"
+    hub.create_repo(dave)
+    trained_with = yaml.safe_dump({"data": {"label_names": ["negative", "positive"]}}).encode()
+    hub.commit_files(dave, {**files_of(adapters["better"], student_card("dave")), "config.yaml": trained_with})
+    swapped = {**EVAL_FILE, "data": {**EVAL_DATA, "label_names": ["positive", "negative"]}}
+    code, stdout, _ = evaluate("--repo", dave, str(eval_file(tmp_path, swapped)), "--output-dir", str(tmp_path / "out"), "--format", "json")
+    row = json.loads(stdout)[0]
+    assert code == 3 and row["status"] == "error" and row["adapter"] is None
+    assert row["error"].startswith("labels do not match: the adapter was trained with data.label_names ['negative', 'positive'] (config.yaml at commit ")
+    assert "the evaluation data's are ['positive', 'negative']" in row["error"]
+    code, stdout, _ = evaluate("--repo", dave, str(eval_file(tmp_path)), "--output-dir", str(tmp_path / "out"), "--format", "json")
+    assert code == 0 and json.loads(stdout)[0]["status"] == "ok"
 
 
 @pytest.mark.parametrize(
@@ -309,6 +328,7 @@ def test_push_commits_the_results_where_the_token_may_write(course, hub, monkeyp
     row = json.loads(stdout)[0]
     assert code == 3 and row["status"] == "error" and row["error"].startswith("evaluated, but the results were not sent: ")
     assert "403" in row["error"] and row["adapter"] > row["base"]  # the scores are there all the same
+    assert "this token may not write to the repo: --pr proposes the change instead" in row["error"]
     monkeypatch.setenv("HF_TOKEN", hub.add_user("bob"))
     code, stdout, _ = evaluate(*arguments)
     assert code == 0 and json.loads(stdout)[0]["card"]["done"].startswith("pushed ")
@@ -316,3 +336,24 @@ def test_push_commits_the_results_where_the_token_may_write(course, hub, monkeyp
     assert STUDENT_TEXT in card_text and "## Evaluation on held-out data" in card_text and "model-index" in card_text  # hers, no entry of ours: local files
     assert json.loads(evaluate(*arguments)[1])[0]["card"]["done"] == "nothing to change"
     assert not hub.repo(BOB).discussions
+
+
+def test_a_refreshed_card_and_the_results_share_hubcards_one_pull_request(course, hub, tmp_path):
+    """The grading workflow of the README: render-card --pr, then evaluate --pr, then render-card --pr again.
+    Two pull requests changing README.md would conflict once either is merged: there is one."""
+
+    def refresh() -> str:
+        result = CliRunner().invoke(cli, ["render-card", "--repo", ALICE, "--pr", "--format", "json"])
+        assert result.exit_code in (0, 1), result.output
+        return json.loads(result.stdout)[0]["done"]
+
+    assert refresh() == "PR #1 opened"
+    code, stdout, stderr = evaluate("--repo", ALICE, str(eval_file(tmp_path)), "--before", DEADLINE, "--output-dir", str(tmp_path / "out"), "--format", "json", "--pr")
+    assert code == 0, stderr
+    assert json.loads(stdout)[0]["card"]["done"] == "PR #1 updated"
+    proposed = hub.files(ALICE, "refs/pr/1")["README.md"].decode()
+    assert "library_name: peft" in proposed and "base_model: course/tiny-bert" in proposed  # the refresh's
+    assert "## Evaluation on held-out data" in proposed and STUDENT_TEXT in proposed and "A late change." in proposed
+    assert refresh() == "PR #1 up to date"  # the refreshed card keeps the results
+    assert "## Evaluation on held-out data" in hub.files(ALICE, "refs/pr/1")["README.md"].decode()
+    assert list(hub.repo(ALICE).pull_requests) == [1] and len(hub.repo(ALICE).discussions) == 1
