@@ -238,7 +238,12 @@ def _judge_item(item: RubricItem, rubric: Rubric, evidence: Evidence) -> dict[st
         return {"pass": passed, "detail": detail}
     if kind == "file":
         matches = sorted(path for path in evidence.files if fnmatch.fnmatch(path, name))
-        return {"pass": bool(matches), "detail": ", ".join(matches) or "no such file"}
+        if matches:
+            return {"pass": True, "detail": ", ".join(matches)}
+        elsewhere = sorted(path for path in evidence.files if "/" in path and fnmatch.fnmatch(path.rsplit("/", 1)[1], name))
+        if elsewhere:  # an adapter pushed in its training folder: loading the repo by its id does not find it
+            return {"pass": False, "detail": f"not at the repo's root, where loading the repo looks for it; in a folder: {', '.join(elsewhere)}"}
+        return {"pass": False, "detail": "no such file"}
     if kind == "fact":
         passed, detail = _fact(name, evidence)
         return {"pass": passed, "detail": detail}

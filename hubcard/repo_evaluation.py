@@ -396,7 +396,7 @@ class Evaluation:
             Column("diff", 6, lambda row: f"{row.fields['difference']:+.3f}"),
             Column(level, 16, lambda row: "[{:+.3f}, {:+.3f}]".format(*row.fields["interval"])),
             Column("dup", 3, lambda row: str(len(row.fields["duplicate_of"])) if row.fields["duplicate_of"] else ""),
-            *([Column("card", 18, lambda row: (row.fields.get("card") or {}).get("done", ""))] if self.send else []),
+            *([Column("card", 32, _card_cell)] if self.send else []),
         ]
 
     def flat(self, row: Row) -> dict[str, str]:
@@ -424,12 +424,22 @@ class Evaluation:
             "here whose adapter weights are byte-identical (their rows have problems). --format json or csv: every metric, "
             "the commit's full id and date, the run directory."
         ]
+        if self.send:
+            text.append(
+                "card: what was sent to the repo's card; 'kept theirs': the student has edited hubcard's results "
+                "section (or model-index entry), which stays as they wrote it: the new scores are in this report only."
+            )
         for group in self.groups:
             text.append(
                 f"{group.base_model} ({group.task_type}): loaded {_times(group.base_model_loads)}, evaluated "
                 f"{_times(group.base_model_evaluations)}, {group.adapters_evaluated} adapter(s) of {len(group.repos)} repo(s) evaluated on it."
             )
         return [line for paragraph in text for line in textwrap.wrap(paragraph, TABLE_WIDTH, subsequent_indent="    ")]
+
+
+def _card_cell(row: Row) -> str:
+    card = row.fields.get("card") or {}
+    return f"{card.get('done', '')}; kept theirs" if card.get("kept") else card.get("done", "")
 
 
 class _AttachFailed(Exception):

@@ -248,7 +248,7 @@ def read_roster(path: Path) -> list[Target]:
     targets, problems, first_line = [], [], {}
     for row in reader:
         line = reader.line_num
-        repo_id = (row.get(ROSTER_COLUMN) or "").strip()
+        repo_id = repo_id_of((row.get(ROSTER_COLUMN) or "").strip())
         if None in row:  # csv's restkey: more fields than the header names
             fields = len(columns) + len(row[None])
             problems.append(f"line {line}: {fields} fields, the header names {len(columns)} (a comma in a value? put the value in double quotes)")
@@ -267,11 +267,24 @@ def read_roster(path: Path) -> list[Target]:
     return targets
 
 
+def repo_id_of(value: str) -> str:
+    """`value` as a repo id: a model repo's address on the Hub (what students often hand in:
+    https://huggingface.co/OWNER/NAME, with /tree/main or a trailing slash; or on HF_ENDPOINT) becomes
+    OWNER/NAME; anything else is returned as it is."""
+    from huggingface_hub import constants
+
+    for hub in {constants.ENDPOINT.rstrip("/"), "https://huggingface.co"}:
+        if value.startswith(f"{hub}/"):
+            parts = value.removeprefix(f"{hub}/").split("/")
+            return "/".join(parts[:2]) if len(parts) >= 2 and parts[0] not in ("datasets", "spaces") else value
+    return value
+
+
 def _target(value: str, local_files: bool) -> Target:
     if local_files and Path(value).exists():
         return Target(value, path=Path(value))
-    if REPO_ID.match(value):
-        return Target(value)
+    if REPO_ID.match(repo_id_of(value)):
+        return Target(repo_id_of(value))
     what = "an existing card file or folder, nor a Hub repo id" if local_files else "a Hub repo id"
     raise SelectionError(f"{value}: not {what} (owner/name)")
 

@@ -322,3 +322,24 @@ def test_a_hub_that_cannot_be_reached_fails_the_class_in_seconds(course, monkeyp
     assert code == 3 and len(errors) == len(course.repos) > 3
     assert all(error.startswith(f"cannot reach the Hub at {closed}") for error in errors[:3])
     assert all(error.startswith("not tried: 3 repos in a row could not reach the Hub (cannot reach") for error in errors[3:])
+
+
+def test_a_repos_address_on_the_hub_is_taken_for_its_id(course, tmp_path):
+    """Students hand in the address of their repo more often than its id."""
+    roster = tmp_path / "students.csv"
+    roster.write_text(f"repo_id,name\nhttps://huggingface.co/{course.GOOD}/tree/main,Eve\n", encoding="utf-8")
+    code, stdout, _ = audit("--roster", str(roster), f"https://huggingface.co/{course.PLACEHOLDER}/", "--format", "json")
+    assert [row["repo_id"] for row in json.loads(stdout)] == [course.PLACEHOLDER, course.GOOD]
+
+
+def test_an_adapter_pushed_in_a_folder_is_found_and_said_to_be_out_of_place(hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", hub.add_user("ta"))
+    hub.create_repo("ivy/hw3-lora")
+    files = {f"checkpoint-500/{name}": content for name, content in adapter(LORA, 3).items()}
+    hub.commit_files("ivy/hw3-lora", {"README.md": GOOD_CARD.encode(), **files})
+    code, stdout, _ = audit("ivy/hw3-lora", "--format", "json")
+    rubric = json.loads(stdout)[0]["rubric"]
+    assert code == 1 and not rubric["file: adapter_model.*"]["pass"]
+    assert rubric["file: adapter_model.*"]["detail"] == (
+        "not at the repo's root, where loading the repo looks for it; in a folder: checkpoint-500/adapter_model.safetensors"
+    )

@@ -320,6 +320,8 @@ def test_the_results_go_into_each_card_through_one_pull_request(course, hub, tmp
     row = {row["repo_id"]: row for row in json.loads(stdout)}[BOB]
     assert row["card"]["done"] == "nothing to change" and hub.files(BOB)["README.md"].decode() == edited
     assert row["card"]["kept"] == ["'evaluation on held-out data': written on the Hub, kept (in place of hubcard's)"]
+    table = evaluate(*["table" if argument == "json" else argument for argument in arguments], str(eval_file(tmp_path, staff_set)))[1]
+    assert next(line for line in table.splitlines() if line.startswith(BOB)).endswith("nothing to change; kept theirs")
 
 
 def test_push_commits_the_results_where_the_token_may_write(course, hub, monkeypatch, tmp_path):
