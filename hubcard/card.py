@@ -182,15 +182,26 @@ class CardFacts:
 def render_run_card(run_dir: str | Path, template: str | Path | None = None, output: str | Path | None = None) -> Path:
     """Render the card of the run in `run_dir` into `output` (default RUN_DIR/README.md), atomically.
 
-    The template is `template`, else the config's `card.template`, else hubcard's default.
+    The template is `template`, else the config's `card.template`, else hubcard's default. CardError
+    when RUN_DIR/README.md was edited by hand since hubcard wrote it (`RunDir.card_edited_by_hand`):
+    it is never written over.
     """
     run = RunDir(run_dir)
     record = run.read()
     plots.draw_missing(run, record)
     template = template or recorded_template(run, record)
-    path = Path(output) if output else run.card
-    write_text_atomic(path, render_card(record, template))
-    return path
+    text = render_card(record, template)
+    if output is not None and Path(output).resolve() != run.card.resolve():
+        write_text_atomic(Path(output), text)
+        return Path(output)
+    if run.card_edited_by_hand():
+        raise CardError(
+            f"{run.card} was edited by hand since hubcard wrote it: hubcard keeps it as it is and wrote nothing. "
+            f"Render into another file (--output FILE) and copy what you want, or move your card away to let hubcard "
+            "write README.md again."
+        )
+    run.write_card(text)
+    return run.card
 
 
 def recorded_template(run: RunDir, record: RunRecord) -> str | None:

@@ -271,8 +271,14 @@ def render_card_command(run_dir, selection, template, output, check, push, pr, s
     if run_dir is not None:
         if push or pr or settings or message:
             raise click.UsageError("--push, --pr, --set and --message go with --repo/--author/--roster")
-        path = card.render_run_card(run_dir, template=template, output=output)
-        click.echo(f"Card written to {path}")
+        from hubcard.rundir import RunDir
+
+        if check and output is None and RunDir(run_dir).card_edited_by_hand():
+            path = RunDir(run_dir).card
+            click.echo(f"{path} was edited by hand since hubcard wrote it: checked as it is, not rendered again")
+        else:
+            path = card.render_run_card(run_dir, template=template, output=output)
+            click.echo(f"Card written to {path}")
         if check:
             problems = card.check_card(path.read_text(encoding="utf-8"))
             for problem in problems:

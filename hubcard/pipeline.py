@@ -7,11 +7,14 @@ model's Hub id), before the base model is loaded: nothing long starts that canno
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
 from hubcard.config import Config, HubSection
 from hubcard.rundir import RunDir, RunRecord
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,7 +69,10 @@ def _evaluate_and_publish(run: RunDir, hub: HubSection, *, dry_run: bool) -> Pip
     record = run.read()
     if needs_evaluation(record):
         record = evaluation.evaluate_run(run.path)
-    card.render_run_card(run.path)
+    if run.card_edited_by_hand():  # published as it is where it names the repo (publish says otherwise)
+        logger.warning("%s was edited by hand since hubcard wrote it: kept as it is, not rendered again", run.card)
+    else:
+        card.render_run_card(run.path)
     published = publish.publish_run(run.path, dry_run=dry_run, hub=hub.model_dump())
     return PipelineOutcome(run_dir=run, headline=evaluation.headline(record), publish_summary=published.summary())
 

@@ -78,7 +78,7 @@ from hubcard.merge import CardRecord, merge_card, record_card
 from hubcard.model_ids import model_id
 from hubcard.pulls import Proposal, propose, same_content
 from hubcard.repos import read_file
-from hubcard.rundir import PublishFacts, RunDir, RunRecord, holding_run_dir, temporary_folder, write_text_atomic
+from hubcard.rundir import PublishFacts, RunDir, RunRecord, holding_run_dir, temporary_folder
 from hubcard.secrets import MASK, current_token, files_with_tokens
 
 CARD = "README.md"
@@ -382,7 +382,7 @@ def publish_run(
     record = run.read()
     plots.draw_missing(run, record)  # where the card was not rendered since the last stage
     recorded = _hub_section(run, record.config.get("hub") or {})
-    target = _hub_section(run, {**recorded.model_dump(), **(hub or {})})
+    target = _hub_section(run, {**_carried_to(recorded, (hub or {}).get("repo_id")), **(hub or {})})
     rerun = _rerun_command(run, recorded, target, base_model)
     record = _with_base_model(record, base_model)
     upcoming = _published_to(record, recorded, target)
@@ -419,7 +419,7 @@ def publish_run(
             raise PublishError(f"{failure} {undone}".strip()) from error
     published = _record_publish(run, upcoming, target, url, commit, remote, proposal)
     if rendered:
-        write_text_atomic(run.card, card_text)
+        run.write_card(card_text)
     return PublishOutcome(target.repo_id, revision, run.repo_view, changes, False, url, published=published, checked=checked, proposal=proposal)
 
 
@@ -457,6 +457,20 @@ def _hub_section(run: RunDir, values: Mapping[str, Any]) -> HubSection:
         return HubSection.model_validate(values)
     except ValueError as error:
         raise PublishError(f"the hub section for publishing {run.path} is invalid:\n{error}") from None
+
+
+REPO_CHOICES = ("private", "revision", "create_pr")
+"""The recorded choices that belong to the repo they were made for: publishing to another repo id
+does not carry them over (a --pr or --private given for a friend's repo is not one for your own)."""
+
+
+def _carried_to(recorded: HubSection, repo_id: str | None) -> dict[str, Any]:
+    """What of the recorded hub section a publish to `repo_id` starts from: all of it for the same repo
+    (or none named), else all but REPO_CHOICES."""
+    values = recorded.model_dump()
+    if repo_id is None or repo_id == recorded.repo_id:
+        return values
+    return {key: value for key, value in values.items() if key not in REPO_CHOICES}
 
 
 def _rerun_command(run: RunDir, recorded: HubSection, target: HubSection, base_model: str | None) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import re
@@ -296,6 +297,9 @@ class RunRecord(Record):
     publish: PublishFacts | None = None
     hub_adapter: HubAdapterFacts | None = None
     """Set for an adapter evaluated from the Hub: its repo and commit."""
+    card_sha256: str | None = None
+    """sha256 of RUN_DIR/README.md as hubcard last wrote it (`RunDir.write_card`): a card that differs
+    was edited by hand, and hubcard does not write over it. None for runs from before it was recorded."""
 
 
 class RunDir:
@@ -460,6 +464,20 @@ class RunDir:
 
     def write(self, record: RunRecord) -> None:
         write_text_atomic(self.run_json, record.model_dump_json(indent=2) + "\n")
+
+    def write_card(self, text: str) -> None:
+        """Write README.md and record its sha256 in run.json (the caller holds the lock)."""
+        write_text_atomic(self.card, text)
+        record = self.read()
+        record.card_sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        self.write(record)
+
+    def card_edited_by_hand(self) -> bool:
+        """Whether README.md differs from the card hubcard last wrote into it (run.json's card_sha256)."""
+        recorded = self.read().card_sha256
+        if recorded is None or not self.card.is_file():
+            return False
+        return hashlib.sha256(self.card.read_bytes()).hexdigest() != recorded
 
 
 Stage = TypeVar("Stage", bound=Callable[..., Any])

@@ -510,6 +510,27 @@ def test_render_card_command_writes_the_card_and_passes_check(tmp_path):
     assert (tmp_path / "card.md").read_bytes() == (run / "README.md").read_bytes()
 
 
+def test_a_card_edited_by_hand_is_never_written_over(tmp_path):
+    """A student's own section in RUN_DIR/README.md: render-card refuses to replace it, --check checks it
+    as it is, --output renders elsewhere, and once the card is moved away hubcard writes README.md again."""
+    run = make_run_dir(tmp_path / "run", load_record("seqcls-minilm-lora"))
+    assert CliRunner().invoke(cli, ["render-card", str(run)]).exit_code == 0
+    edited = (run / "README.md").read_text(encoding="utf-8") + "\n## My notes\n\nI tried r=4 first.\n"
+    (run / "README.md").write_text(edited, encoding="utf-8")
+
+    refused = CliRunner().invoke(cli, ["render-card", str(run)])
+    assert refused.exit_code == 1 and "was edited by hand since hubcard wrote it" in refused.stderr and "Traceback" not in refused.output
+    checked = CliRunner().invoke(cli, ["render-card", str(run), "--check"])
+    assert checked.exit_code == 0 and "checked as it is, not rendered again" in checked.output, checked.output
+    elsewhere = CliRunner().invoke(cli, ["render-card", str(run), "--output", str(tmp_path / "fresh.md")])
+    assert elsewhere.exit_code == 0 and "## My notes" not in (tmp_path / "fresh.md").read_text(encoding="utf-8")
+    assert (run / "README.md").read_text(encoding="utf-8") == edited  # kept, every time
+
+    (run / "README.md").rename(tmp_path / "README.edited.md")
+    assert CliRunner().invoke(cli, ["render-card", str(run)]).exit_code == 0
+    assert (run / "README.md").read_bytes() == (tmp_path / "fresh.md").read_bytes()
+
+
 def test_render_card_check_fails_on_what_a_card_must_not_contain(tmp_path):
     run = make_run_dir(tmp_path / "run", load_record("seqcls-minilm-lora"))
     template = tmp_path / "lazy.md.j2"

@@ -77,6 +77,10 @@ def test_a_branch_and_a_pull_request_are_publish_options_and_the_card_loads_that
 
     assert pull.exit_code == 0, pull.output
     assert f"Pull request: {hub.endpoint}/alice/qs/discussions/1" in pull.output
+    # Another repo: the pull request and the branch asked for alice/qs are not carried over to it.
+    other = hubcard("publish", dry_run, "--repo-id", "alice/other")
+    assert other.exit_code == 0, other.output
+    assert "README.md" in hub.files("alice/other", "main") and not hub.repo("alice/other").discussions
     card = hub.files("alice/qs", "refs/pr/1")["README.md"].decode()  # written for main, where it is merged
     assert "model = PeftModel.from_pretrained(model, adapter_id)\n" in card and "revision='experiment'" not in card
 
@@ -97,6 +101,10 @@ def test_visibility_is_sent_only_when_asked(hub, alice, tmp_path, adapter):
     mine = hubcard("publish", run, "--repo-id", "alice/hw3", "--private")
     assert mine.exit_code == 0, mine.output
     assert hub.repo("alice/hw3").private
+    # Another repo: the visibility asked for alice/hw3 is not carried over to it.
+    other = hubcard("publish", run, "--repo-id", "alice/hw3-copy")
+    assert other.exit_code == 0, other.output
+    assert not hub.repo("alice/hw3-copy").private
 
 
 def test_a_card_edited_by_hand_is_not_thrown_away_nor_published_under_another_repo(hub, alice, dry_run):
