@@ -108,7 +108,7 @@ def choose_backend(names: tuple[str, ...]) -> Backend:
     except Exception as error:  # offline, Hub unreachable, module missing or broken
         what = f"evaluate.load({name!r})" if name else "import evaluate"
         reason = f"{what} failed ({type(error).__name__}: {(str(error).splitlines() or [''])[0]})"
-        logger.info("Metrics: computed with scikit-learn, the same functions evaluate's metric modules call (those could not be loaded).")
+        logger.info("Metrics: computed with scikit-learn, the functions evaluate's metric modules call (same figures; the modules were not at hand).")
         logger.debug("scikit-learn metrics: %s", reason)
         return SklearnBackend(reason)
 

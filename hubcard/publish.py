@@ -262,7 +262,10 @@ def preflight(target: HubSection, *, dry_run: bool = False, rerun: str) -> Prefl
     """
     token = current_token()
     if dry_run or target.repo_id is None:
-        reason = "asked for with --dry-run" if dry_run else "no repo to publish to: set hub.repo_id in the config, or pass --repo-id"
+        reason = "asked for with --dry-run" if dry_run else (
+            "no repo to publish to: set hub.repo_id (in the config, or hub.repo_id=ID on the command line), "
+            "or run `hubcard publish RUN_DIR --repo-id ID`"
+        )
         return Preflight(reason, token is not None)
     repo_id = target.repo_id
     if is_offline_mode():

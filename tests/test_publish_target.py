@@ -146,7 +146,7 @@ def test_hub_overrides_of_an_already_trained_run_are_used_and_recorded(hub, alic
     monkeypatch.delenv("HF_TOKEN")
     first = hubcard("train-and-publish", config)
     assert first.exit_code == 0, first.output
-    assert "Dry run (no repo to publish to: set hub.repo_id in the config, or pass --repo-id)" in first.output
+    assert "Dry run (no repo to publish to: set hub.repo_id (in the config, or hub.repo_id=ID on the command line), or run `hubcard publish RUN_DIR --repo-id ID`)" in first.output
     monkeypatch.setenv("HF_TOKEN", alice)
     trained = RunDir(tmp_path / "run").read().stages["train"]
 
@@ -238,7 +238,7 @@ def test_a_dry_run_says_why_it_is_one(hub, tmp_path, adapter, monkeypatch):
     assert f"Dry run for alice/qs (branch main) at {hub.endpoint}/alice/qs (asked for with --dry-run)" in asked.output
     assert "No Hugging Face token was found: publishing needs one." in asked.output
     no_repo = hubcard("publish", make_publishable_run(tmp_path / "other", adapter, repo_id=None))
-    assert no_repo.exit_code == 0 and "Dry run (no repo to publish to: set hub.repo_id in the config, or pass --repo-id)" in no_repo.output
+    assert no_repo.exit_code == 0 and "Dry run (no repo to publish to: set hub.repo_id (in the config, or hub.repo_id=ID on the command line), or run `hubcard publish RUN_DIR --repo-id ID`)" in no_repo.output
     assert hub.writes() == []
 
 
