@@ -393,7 +393,7 @@ def validate_config(raw: Any, source: str | None = None, problems: list[ConfigPr
         problems.append(ConfigProblem("run_dir", f"must be a folder path, got {_describe(run_dir)}"))
 
     problems += _check_local_paths(sections)
-    problems += _check_metadata(sections)
+    problems += _check_metadata(sections, raw.get("card"))
     if "peft" in sections:
         problems += _check_peft(sections["peft"], sections["task"].type if "task" in sections else None)
     if "task" in sections and "data" in sections:
@@ -513,7 +513,7 @@ def load_eval_config(path: str | Path) -> EvalConfig:
     # Without a type, the task's options are checked as a causal-lm adapter would use them.
     typed_task = {"type": "causal-lm", **task} if isinstance(task, dict) else task
     sections, found = _sections({"task": typed_task, "data": data, "evaluation": raw.get("evaluation")}, EVAL_SECTIONS)
-    problems += found + _check_local_paths(sections) + _check_metadata(sections)
+    problems += found + _check_local_paths(sections) + _check_metadata(sections, None)
     if "task" in sections and "data" in sections:
         problems += _check_label_words(sections["task"], sections["data"])
     if problems:
@@ -758,15 +758,19 @@ def _model_folder_problem(model: ModelSection) -> str | None:
     )
 
 
-def _check_metadata(sections: dict[str, Any]) -> list[ConfigProblem]:
+def _check_metadata(sections: dict[str, Any], raw_card: Any) -> list[ConfigProblem]:
     """The values the card's metadata takes from the config, checked as the Hub checks them, so that
     a card the Hub would refuse is found before training, not at the upload."""
     from hubcard.metadata import dataset_id_problems, metadata_problems
 
     problems = []
+    keys = ("license", "license_name", "license_link", "language")
     if (card := sections.get("card")) is not None:
-        values = card.model_dump(include={"license", "license_name", "license_link", "language"}, exclude_none=True)
-        problems += [ConfigProblem(f"card.{problem.key}", problem.message) for problem in metadata_problems(values)]
+        values = card.model_dump(include=set(keys), exclude_none=True)
+    else:  # the section has other problems: its metadata values are checked all the same, all at once
+        given = raw_card if isinstance(raw_card, dict) else {}
+        values = {key: given[key] for key in keys if given.get(key) is not None}
+    problems += [ConfigProblem(f"card.{problem.key}", problem.message) for problem in metadata_problems(values)]
     if (model := sections.get("model")) is not None and model.hub_id is not None:
         problems += [ConfigProblem("model.hub_id", problem.message) for problem in metadata_problems({"base_model": model.hub_id})]
     if (data := sections.get("data")) is not None and data.hub_id is not None:
@@ -908,6 +912,14 @@ def coerce_training_arguments(training: dict[str, Any]) -> dict[str, Any]:
 # --- messages ---------------------------------------------------------------------------------
 
 
+MOVED_KEYS = {
+    "card.datasets": "the card's datasets come from data.hub_id (the Hub data set your files are a copy of) or data.path",
+    "card.base_model": "the card's base_model comes from model.hub_id (or model.name_or_path when it is a Hub id)",
+    "card.model_index": "the card's model-index comes from the evaluation (with data.hub_id naming the data set)",
+}
+"""Keys people put in `card:` that hubcard takes from elsewhere, and where."""
+
+
 def pydantic_problems(error: ValidationError, section: str, model_class: type[BaseModel]) -> list[ConfigProblem]:
     problems = []
     for item in error.errors():
@@ -915,7 +927,8 @@ def pydantic_problems(error: ValidationError, section: str, model_class: type[Ba
         path = section + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"])
         if item["type"] == "extra_forbidden":
             key = location[-1]
-            problems.append(_unknown_key(path, key, list(model_class.model_fields)))
+            moved = MOVED_KEYS.get(path)
+            problems.append(ConfigProblem(path, f"unknown key: {moved}") if moved else _unknown_key(path, key, list(model_class.model_fields)))
         elif item["type"] == "missing":
             problems.append(ConfigProblem(path, "required, but missing"))
         elif item["type"] == "value_error":

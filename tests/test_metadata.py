@@ -168,6 +168,10 @@ def test_the_config_refuses_card_metadata_the_hub_would_refuse(tmp_path):
 
     found = config_problems(tmp_path, card={"license": "other"})
     assert set(found) == {"card.license_name", "card.license_link"}
+    # Every problem at once, also when the card section has another one (a key hubcard takes from elsewhere).
+    found = config_problems(tmp_path, card={"license": "other", "datasets": ["my reviews"], "language": ["English"]})
+    assert set(found) == {"card.datasets", "card.license_name", "card.license_link", "card.language[0]"}
+    assert "the card's datasets come from data.hub_id" in found["card.datasets"]
     raw = valid_config(tmp_path)
     raw["card"] = {"license": "other", "license_name": "course-license", "license_link": "LICENSE", "language": ["en", "ja"]}
     assert validate_config(raw).card.license_link == "LICENSE"
