@@ -39,13 +39,10 @@ from hubcard.pulls import open_pull_requests
 from hubcard.refresh import generated_lines, repo_facts
 from hubcard.repos import TABLE_WIDTH, Column, Row, Status, Target, Unchecked, mark_duplicates, read_file, run
 from hubcard.rubric import Rubric, RubricItem
+from hubcard.rundir import ADAPTER_CONFIG, ADAPTER_WEIGHTS, CARD, TRAINING_CONFIG
 from hubcard.sections import CardSections, hub_template_sections, read_sections
 
-CARD = "README.md"
-ADAPTER_CONFIG = "adapter_config.json"
-CONFIG = "config.yaml"
 RUN_RECORD = "run.json"
-WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 PERSON_TEXT_KEYS = ("description", "direct_use", "downstream_use", "out_of_scope_use", "bias_risks_limitations", "recommendations", "citation")
 """The `card:` texts of a hubcard config: what a person wrote in a card hubcard generated."""
 BASELINE = re.compile(r"\b(?:baselines?|base models?|zero-?shot|before (?:fine-?tuning|training)|majority class)\b", re.IGNORECASE)
@@ -107,7 +104,7 @@ class Audit:
         pull requests. huggingface_hub's errors propagate: the row is an error."""
         info = self.api.model_info(repo_id, revision=self.revision, files_metadata=True, timeout=request_timeout())
         siblings = {sibling.rfilename: sibling for sibling in info.siblings or [] if sibling.rfilename != ".gitattributes"}
-        weights = next((siblings[name] for name in WEIGHTS if name in siblings), None)
+        weights = next((siblings[name] for name in ADAPTER_WEIGHTS if name in siblings), None)
 
         def read(path: str) -> bytes | None:
             return read_file(self.api, repo_id, path, revision=info.sha) if path in siblings else None
@@ -118,7 +115,7 @@ class Audit:
             files={path: sibling.size or 0 for path, sibling in siblings.items()},
             adapter_sha256=weights.lfs.sha256 if weights is not None and weights.lfs is not None else None,
             adapter_config=read(ADAPTER_CONFIG),
-            person_texts=_card_texts(_yaml(read(CONFIG))),
+            person_texts=_card_texts(_yaml(read(TRAINING_CONFIG))),
             last_commit={"id": info.sha or "", "date": info.last_modified.isoformat() if info.last_modified else ""},
             open_pull_requests=len(open_pull_requests(self.api, repo_id)),
         )
@@ -336,13 +333,13 @@ def read_local(path: Path) -> RepoContent:
     try:
         card = card_path.read_text(encoding="utf-8-sig") if card_path.is_file() else None
         files = {item.name: item.stat().st_size for item in [*folder.iterdir(), *adapter.iterdir()] if item.is_file()}
-        weights = next((adapter / name for name in WEIGHTS if (adapter / name).is_file()), None)
+        weights = next((adapter / name for name in ADAPTER_WEIGHTS if (adapter / name).is_file()), None)
         sha256 = hashlib.sha256(weights.read_bytes()).hexdigest() if weights is not None else None
         config = (adapter / ADAPTER_CONFIG).read_bytes() if (adapter / ADAPTER_CONFIG).is_file() else None
         if (folder / RUN_RECORD).is_file():
             settings = (json.loads((folder / RUN_RECORD).read_text(encoding="utf-8")) or {}).get("config")
         else:
-            settings = _yaml((folder / CONFIG).read_bytes()) if (folder / CONFIG).is_file() else None
+            settings = _yaml((folder / TRAINING_CONFIG).read_bytes()) if (folder / TRAINING_CONFIG).is_file() else None
     except (OSError, UnicodeDecodeError, ValueError, AttributeError) as error:
         raise Unchecked(f"cannot read {path}: {error}") from None
     return RepoContent(card, files, sha256, config, _card_texts(settings), None, None)

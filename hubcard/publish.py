@@ -78,14 +78,12 @@ from hubcard.merge import CardRecord, merge_card, record_card
 from hubcard.model_ids import model_id
 from hubcard.pulls import Proposal, propose, same_content
 from hubcard.repos import read_file
-from hubcard.rundir import PublishFacts, RunDir, RunRecord, holding_run_dir, temporary_folder
+from hubcard.rundir import (
+    ADAPTER_CONFIG, ADAPTER_WEIGHTS, CARD, TRAINING_CONFIG, PublishFacts, RunDir, RunRecord, holding_run_dir, temporary_folder,
+)  # fmt: skip
 from hubcard.secrets import MASK, current_token, files_with_tokens
 
-CARD = "README.md"
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 EVAL_RESULTS = "eval_results.json"
-CONFIG = "config.yaml"
 MANIFEST = ".hubcard/manifest.json"
 MANIFEST_ABOUT = "The files hubcard uploaded to this repo: the next publish deletes those its run no longer produces."
 NOT_UPLOADED = (
@@ -519,7 +517,7 @@ def build_view(run: RunDir, record: RunRecord, facts: CardFacts, card_text: str)
     contents |= {relative: _plot(run, relative) for relative in sorted(record.plots.values())}
     if record.evaluation is not None:
         contents[EVAL_RESULTS] = (json.dumps(record.evaluation.model_dump(mode="json"), indent=2) + "\n").encode()
-    contents[CONFIG] = config_yaml(record.config).encode("utf-8")
+    contents[TRAINING_CONFIG] = config_yaml(record.config).encode("utf-8")
     files = {path: FileRecord.of(content) for path, content in sorted(contents.items())}
     contents[MANIFEST] = _manifest_json(Manifest(files, record_card(card_text)))
     run.path.mkdir(parents=True, exist_ok=True)

@@ -52,14 +52,12 @@ from hubcard.model_ids import model_id, same_model
 from hubcard.pulls import Proposal, card_pull_request, pending, propose
 from hubcard.repos import TABLE_WIDTH, Column, Row, SelectionError, Status, Target, Unchecked, read_file
 from hubcard.results_card import holds_results
-from hubcard.rundir import write_text_atomic
+from hubcard.rundir import ADAPTER_CONFIG, CARD, write_text_atomic
 from hubcard.sections import (
     KEY_LINE, OPTIONAL, Section, has_text, heading_key, hub_template_sections, is_to_write, normalized_lines, parse_sections,
     subsection_indexes, template_filled_lines, template_lines, to_write_lines, to_write_names, without_placeholders, written,
 )  # fmt: skip
 
-CARD = "README.md"
-ADAPTER_CONFIG = "adapter_config.json"
 COMMIT_MESSAGE = "Refresh the model card with hubcard"
 PEFT_VERSION = re.compile(r"^\s*-\s*PEFT\s+(\S+)\s*$", re.MULTILINE)
 Mode = Literal["file", "push", "pr"]

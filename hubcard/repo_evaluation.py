@@ -40,7 +40,7 @@ from hubcard.config import PEFT_TASK_TO_TASK, EvalConfig, portable_path
 from hubcard.errors import ConfigError, ConfigProblem, DataError, HubcardError, RunDirError
 from hubcard.metadata import metadata_problems
 from hubcard.repos import TABLE_WIDTH, Column, Row, SelectionError, Status, Target, Unchecked, mark_duplicates, run
-from hubcard.rundir import HubAdapterFacts, RunDir, temporary_folder
+from hubcard.rundir import ADAPTER_CONFIG, ADAPTER_WEIGHTS, TRAINING_CONFIG, HubAdapterFacts, RunDir, temporary_folder
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -51,8 +51,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_CONFIG = "adapter_config.json"
-WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 ROSTER_BASE_MODEL = "base_model"
 """The roster column that names a repo's base model where its adapter_config.json does not."""
 DEFAULT_OUTPUT_DIR = Path("evaluations")
@@ -160,7 +158,6 @@ class Evaluation:
         be evaluated, huggingface_hub's errors for a repo that cannot be read."""
         from hubcard.hub import request_timeout
         from hubcard.models import file_sha256
-        from hubcard.publish import CONFIG as TRAINING_CONFIG
         from hubcard.refresh import repo_facts
 
         repo_id = target.repo_id
@@ -170,9 +167,9 @@ class Evaluation:
         where = f"at commit {commit[:8]} ({self._chosen_by()})"
         if ADAPTER_CONFIG not in files:
             raise Unchecked(f"no {ADAPTER_CONFIG} {where}: no PEFT adapter to evaluate")
-        weights = next((name for name in WEIGHTS if name in files), None)
+        weights = next((name for name in ADAPTER_WEIGHTS if name in files), None)
         if weights is None:
-            raise Unchecked(f"no adapter weights ({' or '.join(WEIGHTS)}) {where}")
+            raise Unchecked(f"no adapter weights ({' or '.join(ADAPTER_WEIGHTS)}) {where}")
         config_path = Path(self.api.hf_hub_download(repo_id, ADAPTER_CONFIG, revision=commit))
         adapter_config = _adapter_config(config_path, where)
         if TRAINING_CONFIG in files:

@@ -32,11 +32,10 @@ from hubcard.merge import CardRecord, merge_card, record_card
 from hubcard.metadata import metadata_problems
 from hubcard.pulls import Proposal, card_pull_request, pending, propose
 from hubcard.repos import read_file
-from hubcard.rundir import RunRecord
+from hubcard.rundir import CARD, RunRecord
 from hubcard.sections import heading_key, normalized_lines, parse_sections
 
 Mode = Literal["pr", "push"]
-CARD = "README.md"
 BRANCH = "main"
 RESULTS_MARKER = "<!-- hubcard:results sha256={digest} -->"
 MARKER_PATTERN = re.compile(r"^<!--\s*hubcard:results\s+sha256=(?P<digest>[0-9a-f]{64})\s*-->\s*$")

@@ -45,7 +45,12 @@ MIN_FREE_BYTES = 200 * 2**20
 """Free space a run directory needs before training starts: checkpoints of an adapter, plots, card."""
 LOCK_FILE = ".hubcard.lock"
 """Held (flock) by the process working on the run directory; it holds that process's PID and command."""
+# The files of an adapter, as PEFT saves it and as a Hub repo of hubcard holds it (one owner of the names).
+CARD = "README.md"
+ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+TRAINING_CONFIG = "config.yaml"
+"""The config a run was trained with, as published beside its adapter."""
 
 
 class Record(BaseModel):
@@ -326,7 +331,7 @@ class RunDir:
 
     @property
     def card(self) -> Path:
-        return self.path / "README.md"
+        return self.path / CARD
 
     @property
     def checkpoints(self) -> Path:
@@ -363,7 +368,7 @@ class RunDir:
 
     def has_adapter(self) -> bool:
         """Whether adapter/ holds a saved adapter: its config and its weights."""
-        return (self.adapter / "adapter_config.json").is_file() and any((self.adapter / name).is_file() for name in ADAPTER_WEIGHTS)
+        return (self.adapter / ADAPTER_CONFIG).is_file() and any((self.adapter / name).is_file() for name in ADAPTER_WEIGHTS)
 
     def is_empty(self) -> bool:
         """Whether the folder is missing or holds nothing (but the lock of the process that works on it)."""
