@@ -128,7 +128,7 @@ def _check_license(key: str, value: Any) -> list[MetadataProblem]:
         if not isinstance(item, str):
             problems.append(MetadataProblem(where, f"must be a license id (a string), got {_shown(item)}"))
         elif item not in licenses:
-            hint = did_you_mean(_license_guess(item), licenses)
+            hint = _did_you_mean(_license_guess(item), licenses)
             problems.append(
                 MetadataProblem(
                     where,
@@ -268,7 +268,7 @@ def _in_hub_list(key: str, value: Any, list_name: str, accepted: str) -> list[Me
         return []
     spellings = [value.lower(), value.lower().replace("_", "-"), value.lower().replace("-", "_"), value.lower().replace(" ", "-")]
     exact = next((name for name in known for spelling in spellings if name.lower() == spelling), None)
-    hint = f" (did you mean {exact!r}?)" if exact else did_you_mean(value.lower(), known)
+    hint = f" (did you mean {exact!r}?)" if exact else _did_you_mean(value.lower(), known)
     return [MetadataProblem(key, f"{value!r} is not {accepted}{hint}")]
 
 
@@ -378,7 +378,7 @@ def _one_or_list(key: str, value: Any) -> list[tuple[str, Any]]:
     return [(key, value)]
 
 
-def did_you_mean(word: str, known: tuple[str, ...]) -> str:
+def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
     if word in known:
         return f" (did you mean {word!r}?)"
     matches = difflib.get_close_matches(word, known, n=1, cutoff=0.75)

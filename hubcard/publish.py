@@ -62,6 +62,7 @@ from hubcard import __version__, plots
 from hubcard.card import ADAPTER_ID_STAND_IN, CardFacts, config_yaml, gather_facts, recorded_template, render_card
 from hubcard.config import HubSection, ModelSection
 from hubcard.errors import PublishError
+from hubcard.frontmatter import split_front_matter
 from hubcard.hub import (
     HUB_ERRORS,
     TOKEN_HELP,
@@ -73,7 +74,7 @@ from hubcard.hub import (
     upload_failure,
     with_retries,
 )
-from hubcard.lint import front_matter_problems, split_front_matter
+from hubcard.lint import front_matter_problems
 from hubcard.merge import CardRecord, merge_card, record_card
 from hubcard.model_ids import model_id
 from hubcard.pulls import Proposal, propose, same_content

@@ -96,9 +96,10 @@ def open_pull_requests(api: HfApi, repo_id: str, kind: PullRequestKind | None = 
     return sorted(found, key=lambda pull: pull.number)
 
 
-def card_pull_request(api: HfApi, repo_id: str, branch: str = "main") -> HubcardPullRequest | None:
-    """hubcard's open pull request to `branch` that changes the card (a kind of CARD_KINDS), if any."""
-    return next((pull for pull in open_pull_requests(api, repo_id) if pull.kind in CARD_KINDS and pull.target_branch == branch), None)
+def card_pull_request(pulls: Sequence[HubcardPullRequest], branch: str = "main") -> HubcardPullRequest | None:
+    """Of hubcard's open pull requests `pulls` (`open_pull_requests`), the one to `branch` that changes
+    the card (a kind of CARD_KINDS), if any."""
+    return next((pull for pull in pulls if pull.kind in CARD_KINDS and pull.target_branch == branch), None)
 
 
 # --- proposing a change -------------------------------------------------------------------------------
@@ -132,20 +133,23 @@ def propose(
     message: str | None = None,
     branch: str = "main",
     upload: Callable[[list[CommitOperationAdd], str, bool], None] | None = None,
+    pulls: Sequence[HubcardPullRequest] | None = None,
 ) -> Proposal:
     """Propose `operations` to `branch` of `repo_id` through hubcard's pull request of `kind` (see the
     module's docstring); `title` and `description` are the commit's (a new pull request's description
     also holds `message`, e.g. a note to the repo's owner, and the marker; an existing one gets
     `message` as a comment unless it already says it). `upload(additions, revision, create_pr)`, if
     given, is called before a commit with the files it adds (to upload their LFS content with the
-    caller's own error handling); nothing is uploaded when nothing is committed.
+    caller's own error handling); nothing is uploaded when nothing is committed. `pulls`: hubcard's open
+    pull requests of the repo as the caller has just read them (`open_pull_requests`), else read here.
 
     Safe to repeat after a failure whose answer was lost: the repeat finds the pull request the first
     attempt opened. huggingface_hub's HTTP errors propagate. The token is `api`'s.
     """
     changes = pending(api, repo_id, operations, branch)
     family = CARD_KINDS if kind in CARD_KINDS else (kind,)
-    mine = [pull for pull in open_pull_requests(api, repo_id) if pull.kind in family and pull.target_branch == branch]
+    found = open_pull_requests(api, repo_id) if pulls is None else pulls
+    mine = [pull for pull in found if pull.kind in family and pull.target_branch == branch]
     if not changes:
         for pull in mine:
             api.change_discussion_status(

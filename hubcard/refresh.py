@@ -49,7 +49,7 @@ from hubcard.hub import HUB_ERRORS, hub_error, patient_client, request_timeout, 
 from hubcard.lint import PLACEHOLDER
 from hubcard.metadata import MetadataProblem, metadata_problems
 from hubcard.model_ids import model_id, same_model
-from hubcard.pulls import Proposal, card_pull_request, pending, propose
+from hubcard.pulls import HubcardPullRequest, Proposal, card_pull_request, open_pull_requests, pending, propose
 from hubcard.repos import TABLE_WIDTH, Column, Row, SelectionError, Status, Target, Unchecked, read_file
 from hubcard.results_card import holds_results
 from hubcard.rundir import ADAPTER_CONFIG, CARD, write_text_atomic
@@ -317,7 +317,8 @@ class Refresher:
 
     def refresh(self, repo_id: str, given: Mapping[str, Any], path: Path) -> RefreshOutcome:
         """Read the repo, refresh its card, and write it to `path` or send it as the mode says."""
-        head, card_text, found, facts = _read_repo(self.api, repo_id, self._source(repo_id))
+        pulls = open_pull_requests(self.api, repo_id) if self.mode == "pr" else []
+        head, card_text, found, facts = _read_repo(self.api, repo_id, self._source(repo_id, pulls))
         outcome = refresh_card(card_text, facts, self.template, given=given, to_write=self.to_write, found=found)
         if self.mode == "file":
             write_text_atomic(path, outcome.text)
@@ -329,7 +330,7 @@ class Refresher:
         if self.mode == "pr":
             proposal = propose(
                 self.api, repo_id, operations, kind="card", title=COMMIT_MESSAGE, description=outcome.summary(),
-                message=self.message, branch=self.branch,
+                message=self.message, branch=self.branch, pulls=pulls,
             )  # fmt: skip
             return dataclasses.replace(outcome, proposal=proposal)
         if not pending(self.api, repo_id, operations, head):
@@ -339,10 +340,11 @@ class Refresher:
         )
         return dataclasses.replace(outcome, commit=commit)
 
-    def _source(self, repo_id: str) -> str:
+    def _source(self, repo_id: str, pulls: Sequence[HubcardPullRequest]) -> str:
         """The revision whose card is refreshed: the branch, or hubcard's open pull request of the card
-        when it holds evaluation results (`hubcard evaluate --pr`), which the refreshed card must keep."""
-        if self.mode != "pr" or (pull := card_pull_request(self.api, repo_id, self.branch)) is None:
+        (of `pulls`) when it holds evaluation results (`hubcard evaluate --pr`), which the refreshed card
+        must keep."""
+        if (pull := card_pull_request(pulls, self.branch)) is None:
             return self.branch
         card = read_file(self.api, repo_id, CARD, revision=pull.git_reference).decode("utf-8-sig")
         return pull.git_reference if holds_results(card) else self.branch

@@ -283,8 +283,8 @@ def repo_id_of(value: str) -> str:
 def _target(value: str, local_files: bool) -> Target:
     if local_files and Path(value).exists():
         return Target(value, path=Path(value))
-    if REPO_ID.match(repo_id_of(value)):
-        return Target(repo_id_of(value))
+    if REPO_ID.match(repo_id := repo_id_of(value)):
+        return Target(repo_id)
     what = "an existing card file or folder, nor a Hub repo id" if local_files else "a Hub repo id"
     raise SelectionError(f"{value}: not {what} (owner/name)")
 

@@ -30,7 +30,7 @@ from hubcard.card import RESULTS_HEADING, model_index_results, results_section
 from hubcard.frontmatter import read_front_matter, split_front_matter
 from hubcard.merge import CardRecord, merge_card, record_card
 from hubcard.metadata import metadata_problems
-from hubcard.pulls import Proposal, card_pull_request, pending, propose
+from hubcard.pulls import Proposal, card_pull_request, open_pull_requests, pending, propose
 from hubcard.repos import read_file
 from hubcard.rundir import CARD, RunRecord
 from hubcard.sections import heading_key, normalized_lines, parse_sections
@@ -92,7 +92,8 @@ def send_results(api: HfApi, repo_id: str, record: RunRecord, mode: Mode) -> Sen
     metadata is one the Hub would refuse (nothing is sent); huggingface_hub's errors propagate."""
     head = api.model_info(repo_id).sha
     # hubcard's open pull request of the card (a refreshed card): the results go into it, on its card
-    pull = card_pull_request(api, repo_id, BRANCH) if mode == "pr" else None
+    pulls = open_pull_requests(api, repo_id) if mode == "pr" else []
+    pull = card_pull_request(pulls, BRANCH)
     try:
         theirs = read_file(api, repo_id, CARD, revision=pull.git_reference if pull else head).decode("utf-8-sig")
     except RemoteEntryNotFoundError:
@@ -104,7 +105,7 @@ def send_results(api: HfApi, repo_id: str, record: RunRecord, mode: Mode) -> Sen
     operations = [CommitOperationAdd(CARD, merged.text.encode("utf-8"))]
     title, description = _message(record)
     if mode == "pr":
-        proposal = propose(api, repo_id, operations, kind="results", title=title, description=description, branch=BRANCH)
+        proposal = propose(api, repo_id, operations, kind="results", title=title, description=description, branch=BRANCH, pulls=pulls)
         return Sent(_done(proposal), proposal.url, merged.kept)
     if not pending(api, repo_id, operations, head):
         return Sent("nothing to change", None, merged.kept)

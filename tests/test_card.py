@@ -28,7 +28,7 @@ from markdown_it import MarkdownIt
 from hubcard import card
 from hubcard.cli import cli
 from hubcard.errors import CardError
-from hubcard.lint import split_front_matter
+from hubcard.frontmatter import split_front_matter
 from hubcard.rundir import RunDir, RunRecord
 
 TESTS = Path(__file__).parent

@@ -15,7 +15,8 @@ from hubcard import card
 from hubcard.cli import cli
 from hubcard.config import validate_config
 from hubcard.errors import CardError, ConfigError
-from hubcard.lint import check_card, lint_card, split_front_matter
+from hubcard.frontmatter import split_front_matter
+from hubcard.lint import check_card, lint_card
 from hubcard.metadata import hub_lists, metadata_problems
 from hubcard.rundir import RunDir, RunRecord
 from tests.test_config import run_hubcard, valid_config, write_yaml

@@ -10,7 +10,8 @@ import yaml
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, ModelCardData
 
 from hubcard.errors import CardError, PublishError
-from hubcard.lint import PLACEHOLDER, check_card, split_front_matter
+from hubcard.frontmatter import split_front_matter
+from hubcard.lint import PLACEHOLDER, check_card
 from hubcard.refresh import refresh_repo_card
 from hubcard.sections import TO_WRITE_MARKER
 from tests.classroom import hubcard, rows_by_repo
