@@ -193,7 +193,7 @@ def evaluate_command(path, selection, before, base_model, output_dir, output_for
     """
     if pr and push:
         raise click.UsageError("give --pr or --push, not both")
-    if not (selection.repo_ids or selection.authors or selection.roster):
+    if not selection.names_repos:
         options = {"--filter": selection.filter, "--revision": selection.revision, "--before": before, "--base-model": base_model, "--pr": pr, "--push": push}
         given = [name for name, value in options.items() if value]
         if given:

@@ -43,7 +43,7 @@ from hubcard.repos import TABLE_WIDTH, Column, Row, SelectionError, Status, Targ
 from hubcard.rundir import ADAPTER_CONFIG, ADAPTER_WEIGHTS, TRAINING_CONFIG, HubAdapterFacts, RunDir, temporary_folder
 
 if TYPE_CHECKING:
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, ModelInfo
 
     from hubcard.data import LabeledData
     from hubcard.evaluation import Predictions, Predictor
@@ -161,8 +161,8 @@ class Evaluation:
         from hubcard.refresh import repo_facts
 
         repo_id = target.repo_id
-        commit, commit_date = self._commit(repo_id)
-        info = self.api.model_info(repo_id, revision=commit, timeout=request_timeout())
+        commit, commit_date, head = self._commit(repo_id)
+        info = head or self.api.model_info(repo_id, revision=commit, timeout=request_timeout())
         files = {sibling.rfilename for sibling in info.siblings or []}
         where = f"at commit {commit[:8]} ({self._chosen_by()})"
         if ADAPTER_CONFIG not in files:
@@ -207,21 +207,22 @@ class Evaluation:
                 "(fix data.label_names in the evaluation file: the same names, in the same order)"
             )
 
-    def _commit(self, repo_id: str) -> tuple[str, datetime | None]:
-        """The commit to evaluate and its date: the revision's head, or the last commit of the branch
-        whose date is at or before --before (the commits as the Hub lists them, newest first)."""
+    def _commit(self, repo_id: str) -> tuple[str, datetime | None, ModelInfo | None]:
+        """The commit to evaluate, its date, and the repo's info at it where it was read: the revision's
+        head, or the last commit of the branch whose date is at or before --before (the commits as the
+        Hub lists them, newest first; no info read then)."""
         from hubcard.hub import request_timeout
 
         if self.before is None:
             info = self.api.model_info(repo_id, revision=self.revision, timeout=request_timeout())
             assert info.sha is not None
-            return info.sha, info.last_modified
+            return info.sha, info.last_modified, info
         history = self.api.list_repo_commits(repo_id, revision=self.revision)
         chosen = next((commit for commit in history if commit.created_at <= self.before), None)
         if chosen is None:
             first = f"; its first commit is of {stamp(history[-1].created_at)}" if history else ""
             raise Unchecked(f"no commit on {self.revision or 'the default branch'} at or before {stamp(self.before)}{first}")
-        return chosen.commit_id, chosen.created_at
+        return chosen.commit_id, chosen.created_at, None
 
     def _chosen_by(self) -> str:
         branch = self.revision or "the default branch"
@@ -473,8 +474,8 @@ def evaluate_repos(
         data = load_data(eval_config.data, seed=DEFAULT_SEED, with_train=False)
     except DataError as error:  # the held-out set does not match the evaluation file: a usage error (exit 2)
         raise ConfigError([ConfigProblem("data", str(error))], eval_config.source, kind="evaluation file") from None
-    action = Evaluation(eval_config, data, revision=revision, before=before, base_model=base_model, output_dir=output_dir, send=send)
-    action.api = HfApi(token=token) if token else action.api
+    api = HfApi(token=token) if token else None
+    action = Evaluation(eval_config, data, revision=revision, before=before, base_model=base_model, output_dir=output_dir, send=send, api=api)
     rows = mark_duplicates(action.evaluate(run(action, targets, jobs=jobs)), status_of)
     return action, [action.send_results(row) for row in rows] if send else rows
 
